@@ -1,0 +1,144 @@
+"""Flavell lab whole-brain HDF5 (Atanas & Kim 2023, Dag et al. 2023).
+
+Layout read: ``gcamp/trace_array`` (T x N ROI traces), ``timing/timestamp_confocal``
+(T, seconds on the lab's absolute clock), every ``behavior/*`` dataset, and the NeuroPAL
+registration arrays ``neuropal_registration/roi_match`` (NeuroPAL ROI -> trace column,
+1-based, 0 = unmatched) and ``roi_match_confidence``.
+
+Identities come from the lab's Julia JLD2 file ``NeuroPAL_labels_dict.jld2``
+(``dict_match_dict[uid] = (trace column -> label record, class -> matches)``), found
+beside the recording or in its parent folder, or passed as ``labels=FILE``. Each label
+record names its NeuroPAL ``roi_id``; we map it to a trace column through the
+recording's own ``roi_match`` and refuse the file if the two disagree.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from activity.raw import RawRecording, Series
+from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
+from activity.readers._jld2 import read_jld2_variable
+from connectome.errors import FormatError
+
+FORMAT = "flavell_h5"
+DESCRIPTION = "Flavell lab HDF5, gcamp/trace_array + timing/timestamp_confocal"
+DATASET = "Flavell"
+LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
+_UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
+_DISCRETE = {"reversal_vec", "pumping_state"}
+
+
+def sniff(path: Path) -> bool:
+    if not (path.is_file() and path.suffix.lower() in {".h5", ".hdf5"} and is_hdf5(path)):
+        return False
+    try:
+        import h5py
+        with h5py.File(path, "r") as f:
+            return "gcamp" in f and "timing" in f
+    except OSError:
+        return False
+
+
+def recording_uid(path: Path) -> str:
+    """``2022-07-27-45-data.h5`` -> ``2022-07-27-45`` (the whole stem if it has no such form)."""
+    stem = path.name
+    for suffix in (".h5", ".hdf5"):
+        if stem.lower().endswith(suffix):
+            stem = stem[: -len(suffix)]
+    m = _UID.match(stem)
+    return m.group(1) if m else stem
+
+
+def find_labels_file(path: Path) -> Path | None:
+    for folder in (path.parent, path.parent.parent):
+        candidate = folder / LABELS_FILENAME
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_label_table(labels_path: Path) -> dict:
+    """uid -> {trace column (1-based): label record} from a NeuroPAL_labels_dict.jld2."""
+    try:
+        top = read_jld2_variable(str(labels_path), "NeuroPAL_labels")
+    except KeyError:
+        raise FormatError(f"{labels_path.name}: no 'NeuroPAL_labels' variable (not a Flavell labels file)")
+    except OSError as exc:
+        raise FormatError(f"{labels_path.name}: not a readable JLD2/HDF5 file: {exc}") from exc
+    if not isinstance(top, dict) or "dict_match_dict" not in top:
+        raise FormatError(f"{labels_path.name}: 'NeuroPAL_labels' has no 'dict_match_dict' entry")
+    out = {}
+    for uid, value in top["dict_match_dict"].items():
+        if not (isinstance(value, tuple) and value and isinstance(value[0], dict)):
+            raise FormatError(f"{labels_path.name}: dict_match_dict[{uid!r}] is not a (roi dict, class dict) pair")
+        out[uid] = value[0]
+    return out
+
+
+def _labels_for(path: Path, uid: str, n_rois: int, roi_match: np.ndarray | None, labels_path: Path):
+    table = load_label_table(labels_path).get(uid)
+    labels = [""] * n_rois
+    confidence = np.full(n_rois, np.nan)
+    if table is None:
+        return labels, confidence, False
+    if roi_match is None:
+        raise FormatError(f"{path.name}: {labels_path.name} labels this worm but the file has no "
+                          "neuropal_registration/roi_match to place them")
+    for column, record in table.items():
+        label = str(record.get("label", ""))
+        roi_id = record.get("roi_id")
+        roi_id = int(roi_id[0] if isinstance(roi_id, list) else roi_id)
+        if not 1 <= roi_id <= roi_match.size:
+            raise FormatError(f"{labels_path.name}: {uid} label {label!r} names NeuroPAL ROI {roi_id}, "
+                              f"but {path.name} has {roi_match.size} NeuroPAL ROIs")
+        matched = int(roi_match[roi_id - 1])
+        if matched != int(column):
+            raise FormatError(f"{labels_path.name}: {uid} label {label!r} is filed under trace column {column} "
+                              f"but {path.name} roi_match maps its NeuroPAL ROI {roi_id} to column {matched}")
+        if not 1 <= matched <= n_rois:
+            raise FormatError(f"{path.name}: roi_match sends NeuroPAL ROI {roi_id} to column {matched}, "
+                              f"outside the {n_rois} trace columns")
+        labels[matched - 1] = label
+        conf = record.get("confidence")
+        confidence[matched - 1] = float(conf) if conf is not None else np.nan
+    return labels, confidence, True
+
+
+def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array") -> list[RawRecording]:
+    path = Path(path)
+    uid = recording_uid(path)
+    with open_hdf5(path) as f:
+        traces = np.asarray(read_array(f, path, f"gcamp/{trace}"), dtype=np.float64)
+        t = np.asarray(read_array(f, path, "timing/timestamp_confocal"), dtype=np.float64)
+        roi_match = (np.asarray(f["neuropal_registration/roi_match"][()])
+                     if "neuropal_registration/roi_match" in f else None)
+        behavior, events = {}, {}
+        if "behavior" in f:
+            for name, ds in f["behavior"].items():
+                values = ds[()]
+                if values.ndim >= 1 and values.shape[0] == t.shape[0]:
+                    behavior[name] = Series(t, values, discrete=name in _DISCRETE or values.dtype.kind in "iub")
+                else:
+                    events[name] = np.asarray(values).tolist()
+    if traces.ndim != 2:
+        raise FormatError(f"{path.name}: gcamp/{trace} must be 2-D (time x ROI), got shape {traces.shape}")
+    labels_path = Path(labels) if labels is not None else find_labels_file(path)
+    roi_labels, confidence, labelled = [""] * traces.shape[1], np.full(traces.shape[1], np.nan), False
+    extra = []
+    if labels_path is not None:
+        if not labels_path.is_file():
+            raise FormatError(f"{labels_path}: labels file not found")
+        roi_labels, confidence, labelled = _labels_for(path, uid, traces.shape[1], roi_match, labels_path)
+        extra.append(str(labels_path))
+    return [RawRecording(
+        source_file=str(path), worm_id=uid, dataset=DATASET, format=FORMAT,
+        timestamps=t, traces=traces, roi_labels=roi_labels, roi_label_confidence=confidence,
+        behavior=behavior, events=events,
+        metadata={"uid": uid, "trace_field": f"gcamp/{trace}", "labels_file": str(labels_path or ""),
+                  "has_identities": labelled},
+        extra_sources=extra,
+    )]

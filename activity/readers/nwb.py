@@ -1,0 +1,198 @@
+"""NWB (HDF5) activity files, read with h5py so no extension package is needed.
+
+Two layouts:
+
+* **community** (WormID / NWBelegans, DANDI 000692/000776): a ``RoiResponseSeries``
+  under ``processing/CalciumActivity`` (``data`` T x N, ``timestamps`` or
+  ``starting_time`` + ``rate``) whose ``rois`` region points at a segmentation table
+  with an ``ID_labels`` column (plain or ragged). Behaviour: every ``TimeSeries`` under
+  ``processing/Behavior`` (or ``behavior``).
+* **legacy** (NWB 2.1 conversions such as Scholz et al. 2018): one ``TimeSeries`` per
+  neuron in ``acquisition`` (``Activity_0000``...), all on one time base; ``Position``
+  / ``SpatialSeries`` become behaviour.
+
+A file with neither (e.g. the early Kato 2015 conversion, which holds only the
+behavioural ``States`` series) is refused with the list of what it does hold.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from activity.raw import RawRecording, Series
+from activity.readers._hdf5 import is_hdf5, open_hdf5
+from connectome.errors import FormatError
+
+FORMAT = "nwb"
+DESCRIPTION = "NWB 2.x HDF5: community layout (processing/CalciumActivity, ID_labels) or legacy one-TimeSeries-per-neuron"
+DATASET = "NWB"
+_NEURON_SERIES = re.compile(r"^(Activity|Neuron|neuron|ROI|roi)[_ ]?\d+$")
+_PREFERRED = ("SignalCalciumImResponseSeries", "SignalDFoF", "DfOverF", "SignalRawFluor", "Fluorescence")
+
+
+def sniff(path: Path) -> bool:
+    if not (path.is_file() and is_hdf5(path)):
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            return _attr(f, "neurodata_type") == "NWBFile" or "nwb_version" in f.attrs
+    except OSError:
+        return False
+
+
+def _attr(obj, name: str, default: str = "") -> str:
+    value = obj.attrs.get(name, default)
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return value if isinstance(value, str) else str(value)
+
+
+def _text(f: h5py.File, name: str) -> str:
+    if name not in f:
+        return ""
+    v = f[name][()]
+    if isinstance(v, np.ndarray):
+        v = v.ravel()[0] if v.size else b""
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _series_time(group: h5py.Group, n: int, where: str) -> np.ndarray:
+    if "timestamps" in group:
+        return np.asarray(group["timestamps"][()], dtype=np.float64)
+    if "starting_time" in group:
+        st = group["starting_time"]
+        rate = float(st.attrs.get("rate", 0))
+        if rate <= 0:
+            raise FormatError(f"{where}: {group.name}/starting_time has no positive 'rate' attribute")
+        return float(st[()]) + np.arange(n, dtype=np.float64) / rate
+    raise FormatError(f"{where}: {group.name} has neither timestamps nor starting_time")
+
+
+def _find_typed(root: h5py.Group, types: set[str]) -> list[h5py.Group]:
+    found = []
+
+    def visit(_name, obj):
+        if isinstance(obj, h5py.Group) and _attr(obj, "neurodata_type") in types:
+            found.append(obj)
+    root.visititems(visit)
+    return found
+
+
+def _column_strings(table: h5py.Group, column: str) -> list[str] | None:
+    if column not in table:
+        return None
+    values = [v.decode() if isinstance(v, bytes) else str(v) for v in table[column][()].ravel()]
+    index_name = f"{column}_index"
+    if index_name in table:          # ragged column: several labels per ROI
+        ends = table[index_name][()].astype(int)
+        starts = np.concatenate([[0], ends[:-1]])
+        return ["/".join(x for x in values[s:e] if x) for s, e in zip(starts, ends)]
+    return values
+
+
+def _community_labels(f: h5py.File, series: h5py.Group, n: int, where: str) -> list[str]:
+    tables = []
+    if "rois" in series:
+        ref = series["rois"].attrs.get("table")
+        if isinstance(ref, h5py.h5r.Reference) and ref:
+            tables.append(f[ref])
+    tables += _find_typed(f["processing"], {"PlaneSegmentation", "NeuroPALSegmentation", "DynamicTable"})
+    for table in tables:
+        labels = _column_strings(table, "ID_labels")
+        if labels is None:
+            continue
+        if "rois" in series and len(labels) != n:
+            rows = series["rois"][()].astype(int)
+            if rows.size == n and rows.max(initial=-1) < len(labels):
+                return [labels[i] for i in rows]
+        if len(labels) == n:
+            return labels
+        raise FormatError(f"{where}: ID_labels of {table.name} has {len(labels)} rows for {n} traces")
+    return [""] * n
+
+
+def _behavior(f: h5py.File, where: str) -> dict[str, Series]:
+    out = {}
+    for module in ("Behavior", "behavior"):
+        if f"processing/{module}" in f:
+            for grp in _find_typed(f[f"processing/{module}"], {"TimeSeries", "SpatialSeries", "BehavioralTimeSeries"}):
+                if "data" in grp:
+                    values = grp["data"][()]
+                    out[grp.name.rsplit("/", 1)[-1]] = Series(_series_time(grp, len(values), where), values,
+                                                             unit=_attr(grp["data"], "unit"))
+    return out
+
+
+def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
+    if "processing/CalciumActivity" not in f:
+        return None
+    candidates = _find_typed(f["processing/CalciumActivity"], {"RoiResponseSeries"})
+    if not candidates:
+        raise FormatError(f"{path.name}: processing/CalciumActivity holds no RoiResponseSeries")
+    candidates.sort(key=lambda g: next((i for i, p in enumerate(_PREFERRED) if p in g.name), len(_PREFERRED)))
+    series = candidates[0]
+    data = np.asarray(series["data"][()], dtype=np.float64)
+    if data.ndim == 1:
+        data = data[:, None]
+    t = _series_time(series, data.shape[0], path.name)
+    labels = _community_labels(f, series, data.shape[1], path.name)
+    return RawRecording(
+        source_file=str(path), worm_id=_text(f, "identifier") or path.stem, dataset=DATASET, format=FORMAT,
+        timestamps=t, traces=data, roi_labels=labels, behavior=_behavior(f, path.name),
+        metadata={"layout": "community", "series": series.name, "identifier": _text(f, "identifier"),
+                  "session_start_time": _text(f, "session_start_time"), "lab": _text(f, "general/lab"),
+                  "nwb_version": _attr(f, "nwb_version")})
+
+
+def _read_legacy(f: h5py.File, path: Path) -> RawRecording | None:
+    if "acquisition" not in f:
+        return None
+    names = sorted(n for n, g in f["acquisition"].items()
+                   if isinstance(g, h5py.Group) and _NEURON_SERIES.match(n) and "data" in g)
+    if not names:
+        return None
+    first = f["acquisition"][names[0]]
+    t = _series_time(first, first["data"].shape[0], path.name)
+    columns = []
+    for n in names:
+        g = f["acquisition"][n]
+        d = np.asarray(g["data"][()], dtype=np.float64).ravel()
+        tn = _series_time(g, d.size, path.name)
+        if tn.shape != t.shape or not np.allclose(tn, t, rtol=0, atol=1e-9):
+            raise FormatError(f"{path.name}: acquisition/{n} is on a different time base than acquisition/{names[0]}; "
+                              "the legacy layout needs one shared time base")
+        columns.append(d)
+    behavior = {}
+    for g in _find_typed(f["acquisition"], {"SpatialSeries"}):
+        values = g["data"][()]
+        behavior[g.name.rsplit("/", 1)[-1]] = Series(_series_time(g, len(values), path.name), values,
+                                                     unit=_attr(g["data"], "unit"))
+    return RawRecording(
+        source_file=str(path), worm_id=_text(f, "identifier") or path.stem, dataset=DATASET, format=FORMAT,
+        timestamps=t, traces=np.stack(columns, axis=1), roi_labels=[""] * len(columns), behavior=behavior,
+        metadata={"layout": "legacy", "identifier": _text(f, "identifier"), "lab": _text(f, "general/lab"),
+                  "session_start_time": _text(f, "session_start_time"), "nwb_version": _attr(f, "nwb_version"),
+                  "roi_descriptions": [_attr(f["acquisition"][n], "description") for n in names]})
+
+
+def read(path: Path) -> list[RawRecording]:
+    path = Path(path)
+    with open_hdf5(path) as f:
+        if not (_attr(f, "neurodata_type") == "NWBFile" or "nwb_version" in f.attrs):
+            raise FormatError(f"{path.name}: HDF5 file is not NWB (no NWBFile root)")
+        rec = _read_community(f, path) or _read_legacy(f, path)
+        if rec is None:
+            held = []
+            for top in ("acquisition", "processing"):
+                if top in f:
+                    held += [f"{top}/{k} ({_attr(v, 'neurodata_type') or 'group'})" for k, v in f[top].items()]
+            raise FormatError(
+                f"{path.name}: no calcium traces: neither processing/CalciumActivity nor per-neuron "
+                f"TimeSeries in acquisition; the file holds only {', '.join(held) or 'nothing'}")
+    return [rec]
