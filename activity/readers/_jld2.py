@@ -16,13 +16,30 @@ import numpy as np
 _MAX_DEPTH = 64
 
 
+def _read_ref(f: h5py.File, ref):
+    """Read the object a reference points to through h5py's low-level API.
+
+    About 3x faster than ``f[ref][()]``, which matters because a Julia Dict of a hundred
+    records is a few thousand small objects.
+    """
+    oid = h5py.h5r.dereference(ref, f.id)
+    if not isinstance(oid, h5py.h5d.DatasetID):
+        raise ValueError("a JLD2 reference points to a group, expected a dataset")
+    if oid.get_space().get_simple_extent_type() == h5py.h5s.NULL:
+        return None
+    arr = np.empty(oid.shape, dtype=oid.dtype)
+    if arr.size:
+        oid.read(h5py.h5s.ALL, h5py.h5s.ALL, arr)
+    return arr[()] if arr.shape == () else arr
+
+
 def _decode(f: h5py.File, x, depth: int):
     if depth > _MAX_DEPTH:
         raise ValueError("nesting deeper than 64 levels")
     if isinstance(x, h5py.h5r.Reference):
         if not x:
             return None
-        return _decode(f, f[x][()], depth + 1)
+        return _decode(f, _read_ref(f, x), depth + 1)
     if isinstance(x, (bytes, np.bytes_)):
         return x.decode("utf-8", "replace")
     if isinstance(x, str):
@@ -68,3 +85,39 @@ def read_jld2_variable(path: str, name: str):
     if isinstance(value, list):
         value = _dict_if_pairs(value)
     return value
+
+
+def _deref(f: h5py.File, x):
+    """Follow references (and 0-d boxes) until reaching a non-reference value."""
+    for _ in range(_MAX_DEPTH):
+        if isinstance(x, h5py.h5r.Reference):
+            x = _read_ref(f, x)
+        elif isinstance(x, np.ndarray) and x.dtype == object and x.shape == ():
+            x = x[()]
+        else:
+            return x
+    raise ValueError("reference chain deeper than 64 levels")
+
+
+def dict_entries(f: h5py.File, x) -> dict:
+    """A Julia Dict as {decoded key: undecoded value}, so callers decode only what they need."""
+    arr = _deref(f, x)
+    if not (isinstance(arr, np.ndarray) and arr.dtype == object):
+        raise ValueError("not a JLD2 Dict (expected a vector of Pair references)")
+    out = {}
+    for ref in arr.ravel():
+        pair = _deref(f, ref)
+        if not (isinstance(pair, (np.void, np.ndarray)) and pair.dtype.names == ("first", "second")):
+            raise ValueError("not a JLD2 Dict (an element is not a Pair)")
+        out[_decode(f, pair["first"], 0)] = pair["second"]
+    return out
+
+
+def tuple_field(f: h5py.File, x, index: int):
+    """Decode one field of a Julia Tuple (fields ``1``, ``2``...) without the others."""
+    rec = _deref(f, x)
+    names = rec.dtype.names or ()
+    key = str(index + 1)
+    if key not in names:
+        raise ValueError(f"not a Julia tuple with a field {key}")
+    return _decode(f, rec[key], 0)

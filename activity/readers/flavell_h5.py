@@ -17,11 +17,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import h5py
 import numpy as np
 
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from activity.readers._jld2 import read_jld2_variable
+from activity.readers._jld2 import dict_entries, tuple_field
 from connectome.errors import FormatError
 
 FORMAT = "flavell_h5"
@@ -30,13 +31,14 @@ DATASET = "Flavell"
 LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
 _UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
 _DISCRETE = {"reversal_vec", "pumping_state"}
+# per-body-segment series: (T, K) in most files, (T,) in some (e.g. 2022-05-02-01)
+_PER_SEGMENT = {"body_angle", "body_angle_absolute", "body_angle_all"}
 
 
 def sniff(path: Path) -> bool:
     if not (path.is_file() and path.suffix.lower() in {".h5", ".hdf5"} and is_hdf5(path)):
         return False
     try:
-        import h5py
         with h5py.File(path, "r") as f:
             return "gcamp" in f and "timing" in f
     except OSError:
@@ -61,26 +63,30 @@ def find_labels_file(path: Path) -> Path | None:
     return None
 
 
-def load_label_table(labels_path: Path) -> dict:
-    """uid -> {trace column (1-based): label record} from a NeuroPAL_labels_dict.jld2."""
+def load_labels(labels_path: Path, uid: str) -> dict | None:
+    """{trace column (1-based): label record} for one worm of a NeuroPAL_labels_dict.jld2, or None."""
     try:
-        top = read_jld2_variable(str(labels_path), "NeuroPAL_labels")
-    except KeyError:
-        raise FormatError(f"{labels_path.name}: no 'NeuroPAL_labels' variable (not a Flavell labels file)")
+        with h5py.File(labels_path, "r") as f:
+            if "NeuroPAL_labels" not in f:
+                raise FormatError(f"{labels_path.name}: no 'NeuroPAL_labels' variable (not a Flavell labels file)")
+            top = dict_entries(f, f["NeuroPAL_labels"][()])
+            if "dict_match_dict" not in top:
+                raise FormatError(f"{labels_path.name}: 'NeuroPAL_labels' has no 'dict_match_dict' entry")
+            worms = dict_entries(f, top["dict_match_dict"])
+            if uid not in worms:
+                return None
+            rois = tuple_field(f, worms[uid], 0)
     except OSError as exc:
         raise FormatError(f"{labels_path.name}: not a readable JLD2/HDF5 file: {exc}") from exc
-    if not isinstance(top, dict) or "dict_match_dict" not in top:
-        raise FormatError(f"{labels_path.name}: 'NeuroPAL_labels' has no 'dict_match_dict' entry")
-    out = {}
-    for uid, value in top["dict_match_dict"].items():
-        if not (isinstance(value, tuple) and value and isinstance(value[0], dict)):
-            raise FormatError(f"{labels_path.name}: dict_match_dict[{uid!r}] is not a (roi dict, class dict) pair")
-        out[uid] = value[0]
-    return out
+    except ValueError as exc:
+        raise FormatError(f"{labels_path.name}: unexpected JLD2 layout: {exc}") from exc
+    if not isinstance(rois, dict):
+        raise FormatError(f"{labels_path.name}: dict_match_dict[{uid!r}] does not start with a ROI dict")
+    return rois
 
 
 def _labels_for(path: Path, uid: str, n_rois: int, roi_match: np.ndarray | None, labels_path: Path):
-    table = load_label_table(labels_path).get(uid)
+    table = load_labels(labels_path, uid)
     labels = [""] * n_rois
     confidence = np.full(n_rois, np.nan)
     if table is None:
@@ -108,18 +114,38 @@ def _labels_for(path: Path, uid: str, n_rois: int, roi_match: np.ndarray | None,
     return labels, confidence, True
 
 
+def _frames_of_traces(path: Path, t: np.ndarray, n_frames: int, splits: np.ndarray | None):
+    """Timestamps of the trace rows.
+
+    When the confocal clock has more entries than the traces have rows, the rows are the
+    frames listed in ``gcamp/idx_splits`` (1-based inclusive ranges); we use exactly
+    those and never guess otherwise.
+    """
+    if t.shape[0] == n_frames or splits is None or t.ndim != 1:
+        return t, 0
+    ranges = splits.reshape(2, -1).T if splits.shape[0] == 2 else splits.reshape(-1, 2)
+    frames = np.concatenate([np.arange(a, b + 1) for a, b in ranges.astype(int)]) if ranges.size else np.array([], int)
+    if frames.size != n_frames or frames.min(initial=1) < 1 or frames.max(initial=0) > t.shape[0]:
+        return t, 0          # leave the mismatch to the length check, which names it
+    return t[frames - 1], int(t.shape[0] - n_frames)
+
+
 def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array") -> list[RawRecording]:
     path = Path(path)
     uid = recording_uid(path)
     with open_hdf5(path) as f:
         traces = np.asarray(read_array(f, path, f"gcamp/{trace}"), dtype=np.float64)
         t = np.asarray(read_array(f, path, "timing/timestamp_confocal"), dtype=np.float64)
+        splits = np.asarray(f["gcamp/idx_splits"][()]) if "gcamp/idx_splits" in f else None
         roi_match = (np.asarray(f["neuropal_registration/roi_match"][()])
                      if "neuropal_registration/roi_match" in f else None)
+        t, dropped = _frames_of_traces(path, t, traces.shape[0], splits)
         behavior, events = {}, {}
         if "behavior" in f:
             for name, ds in f["behavior"].items():
                 values = ds[()]
+                if name in _PER_SEGMENT and values.ndim == 1:
+                    values = values[:, None]
                 if values.ndim >= 1 and values.shape[0] == t.shape[0]:
                     behavior[name] = Series(t, values, discrete=name in _DISCRETE or values.dtype.kind in "iub")
                 else:
@@ -139,6 +165,6 @@ def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array
         timestamps=t, traces=traces, roi_labels=roi_labels, roi_label_confidence=confidence,
         behavior=behavior, events=events,
         metadata={"uid": uid, "trace_field": f"gcamp/{trace}", "labels_file": str(labels_path or ""),
-                  "has_identities": labelled},
+                  "has_identities": labelled, "timestamps_not_in_idx_splits": dropped},
         extra_sources=extra,
     )]

@@ -1,0 +1,289 @@
+"""Raw recording -> canonical form on a uniform time grid. Pure computation, no file access.
+
+The result is an ``xarray.Dataset`` for one worm with dims ``time`` (the grid, seconds
+from the first frame, ``k * dt``), ``neuron`` (the 302 registry names), ``roi`` (the lab's
+columns, in their order) and ``frame`` (native frames):
+
+* ``calcium (time, neuron)``: labelled ROIs placed at their registry name;
+* ``roi_calcium (time, roi)``: every ROI on the grid, labelled or not (unlabelled ROIs
+  are never put into neuron slots), with ``roi_label``, ``roi_neuron``, ``roi_status``,
+  ``roi_candidates`` and ``roi_label_confidence``;
+* ``native_calcium (frame, roi)`` and ``native_time (frame)``: the traces and float64
+  times as recorded (time relative to the first frame; ``native_t0`` keeps the offset);
+* ``behavior_<name>``: behaviour on the same grid; ``valid (time)`` marks grid points
+  inside the recording.
+
+Time arithmetic is float64 throughout and the offset is removed before anything else,
+so absolute clocks of ~1e6 s lose nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import xarray as xr
+from scipy import signal
+
+from activity.raw import RawRecording
+from connectome.errors import LabelError, RecordingError
+from connectome.labels import parse_label
+from connectome.neurons import neuron_index, neuron_names
+
+SMOOTHING = ("none", "gaussian", "exponential")
+NORMALIZATION = ("none", "zscore", "causal_zscore")
+
+
+@dataclass(frozen=True)
+class HomogenizeParams:
+    dt: float = 0.5                   # grid step, seconds
+    anti_alias: bool = True           # low-pass at the grid's Nyquist before downsampling
+    smoothing: str = "none"           # none | gaussian (sigma_s, two-sided) | exponential (tau_s, causal)
+    smoothing_s: float = 1.0
+    normalization: str = "none"       # none | zscore (whole trace) | causal_zscore (past samples only)
+    causal_min_samples: int = 10      # causal z-score is NaN until this many samples were seen
+    strict_labels: bool = False       # duplicate labels in one worm: error instead of flagging
+
+    def __post_init__(self):
+        if not (np.isfinite(self.dt) and self.dt > 0):
+            raise ValueError(f"dt must be a positive number of seconds, got {self.dt!r}")
+        if self.smoothing not in SMOOTHING:
+            raise ValueError(f"smoothing must be one of {SMOOTHING}, got {self.smoothing!r}")
+        if self.normalization not in NORMALIZATION:
+            raise ValueError(f"normalization must be one of {NORMALIZATION}, got {self.normalization!r}")
+        if self.smoothing != "none" and not self.smoothing_s > 0:
+            raise ValueError("smoothing_s must be positive")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+# ---------------------------------------------------------------- resampling
+
+def time_grid(duration_s: float, dt: float) -> np.ndarray:
+    n = int(np.floor(duration_s / dt + 1e-9)) + 1
+    return np.arange(n, dtype=np.float64) * dt
+
+
+def _fill_nan_linear(t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    out = x.copy()
+    for j in range(x.shape[1]):
+        ok = np.isfinite(x[:, j])
+        if ok.sum() >= 2 and not ok.all():
+            out[~ok, j] = np.interp(t[~ok], t[ok], x[ok, j])
+    return out
+
+
+def anti_alias(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.ndarray]:
+    """Low-pass ``x`` at the Nyquist frequency of a grid of step ``dt`` (zero phase).
+
+    Returns the filtered signal on a uniform grid at the native median step, NaNs kept
+    where the input had them. A no-op (returns the input) when not downsampling.
+    """
+    native = float(np.median(np.diff(t)))
+    ratio = native / dt
+    if ratio >= 0.999:
+        return t, x
+    u = np.arange(t[0], t[-1] + native * 1e-6, native)
+    filled = _fill_nan_linear(t, x)
+    xu = _linear(t, filled, u)
+    nan_mask = ~np.isfinite(_linear(t, x, u))
+    sos = signal.butter(6, 0.9 * ratio, output="sos")
+    padlen = min(3 * 2 * len(sos), len(u) - 1)
+    good = np.isfinite(xu).all(axis=0)
+    if padlen > 0 and good.any():
+        xu[:, good] = signal.sosfiltfilt(sos, xu[:, good], axis=0, padlen=padlen)
+    xu[nan_mask] = np.nan
+    return u, xu
+
+
+def _linear(t: np.ndarray, x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Linear interpolation of every column; NaN outside [t0, tN] or next to a NaN sample."""
+    idx = np.clip(np.searchsorted(t, grid, side="right") - 1, 0, len(t) - 2)
+    t0, t1 = t[idx], t[idx + 1]
+    w = ((grid - t0) / (t1 - t0))[:, None]
+    exact_left = (w[:, 0] == 0.0)
+    y = x[idx] * (1.0 - w) + x[idx + 1] * w
+    if exact_left.any():             # a grid point on a sample: its neighbour's NaN must not leak
+        y[exact_left] = x[idx[exact_left]]
+    exact_right = (w[:, 0] == 1.0)
+    if exact_right.any():
+        y[exact_right] = x[idx[exact_right] + 1]
+    outside = (grid < t[0] - 1e-9) | (grid > t[-1] + 1e-9)
+    y[outside] = np.nan
+    return y
+
+
+def _hold(t: np.ndarray, x: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Zero-order hold (last sample at or before each grid point) for discrete states."""
+    idx = np.clip(np.searchsorted(t, grid + 1e-9, side="right") - 1, 0, len(t) - 1)
+    y = x[idx].astype(np.float64)
+    y[(grid < t[0] - 1e-9) | (grid > t[-1] + 1e-9)] = np.nan
+    return y
+
+
+def resample_to_grid(t: np.ndarray, x: np.ndarray, grid: np.ndarray, dt: float,
+                     discrete: bool = False, antialias: bool = True) -> np.ndarray:
+    """Resample columns of ``x`` sampled at ``t`` onto ``grid`` (all times in seconds)."""
+    x = np.asarray(x, dtype=np.float64)
+    squeeze = x.ndim == 1
+    if squeeze:
+        x = x[:, None]
+    if discrete:
+        y = _hold(t, x, grid)
+    else:
+        if antialias:
+            t, x = anti_alias(t, x, dt)
+        y = _linear(t, x, grid)
+    return y[:, 0] if squeeze else y
+
+
+# ---------------------------------------------------------------- smoothing and normalization
+
+def smooth(x: np.ndarray, dt: float, method: str, width_s: float) -> np.ndarray:
+    if method == "none":
+        return x
+    ok = np.isfinite(x)
+    if method == "gaussian":
+        from scipy.ndimage import gaussian_filter1d
+        sigma = width_s / dt
+        num = gaussian_filter1d(np.where(ok, x, 0.0), sigma, axis=0, mode="nearest")
+        den = gaussian_filter1d(ok.astype(np.float64), sigma, axis=0, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num / den
+        out[~ok] = np.nan
+        return out
+    alpha = 1.0 - np.exp(-dt / width_s)           # causal exponential moving average
+    b, a = [alpha], [1.0, alpha - 1.0]
+    out = np.full_like(x, np.nan)
+    for j in range(x.shape[1]):
+        good = np.flatnonzero(ok[:, j])
+        if good.size:
+            seg = x[good, j]
+            zi = signal.lfilter_zi(b, a) * seg[0]
+            out[good, j] = signal.lfilter(b, a, seg, zi=zi)[0]
+    return out
+
+
+def normalize(x: np.ndarray, method: str, min_samples: int = 10) -> np.ndarray:
+    if method == "none":
+        return x
+    if method == "zscore":
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mu = np.nanmean(x, axis=0) if np.isfinite(x).any() else np.zeros(x.shape[1])
+            sd = np.nanstd(x, axis=0)
+            sd = np.where(sd > 0, sd, np.nan)
+            return (x - mu) / sd
+    # causal: statistics of samples up to and including t only (no future information)
+    ok = np.isfinite(x)
+    n = np.cumsum(ok, axis=0)
+    s1 = np.cumsum(np.where(ok, x, 0.0), axis=0)
+    s2 = np.cumsum(np.where(ok, x * x, 0.0), axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mu = s1 / n
+        var = np.maximum(s2 / n - mu * mu, 0.0)
+        z = (x - mu) / np.sqrt(var)
+    z[(n < min_samples) | ~ok | ~np.isfinite(z)] = np.nan
+    return z
+
+
+# ---------------------------------------------------------------- labels
+
+@dataclass
+class LabelPlacement:
+    roi_neuron: list[str]
+    roi_status: list[str]
+    roi_candidates: list[str]
+    notes: list[str]
+
+
+def place_labels(where: str, labels: list[str], strict: bool = False) -> LabelPlacement:
+    """Decide which ROIs stand for which registry neuron. Duplicates are flagged, not renamed."""
+    parses = [parse_label(lab) for lab in labels]
+    notes = []
+    for i, p in enumerate(parses):
+        for r in p.renames:
+            notes.append(f"{where}: ROI {i} label {p.raw!r}: {r}")
+        if p.status == "uncertain":
+            notes.append(f"{where}: ROI {i} label {p.raw!r} is uncertain "
+                         f"(candidates {'/'.join(p.candidates) or 'none'}); kept unassigned")
+        elif p.status == "unmapped":
+            notes.append(f"{where}: ROI {i} label {p.raw!r} is not a hermaphrodite neuron name; kept as unlabelled")
+    counts = Counter(p.name for p in parses if p.name)
+    dups = {n for n, c in counts.items() if c > 1}
+    if dups and strict:
+        raise LabelError(f"{where}: duplicate labels {sorted(dups)} within one worm")
+    status = [p.status for p in parses]
+    for n in sorted(dups):
+        rois = [i for i, p in enumerate(parses) if p.name == n]
+        for i in rois:
+            status[i] = "duplicate"
+        notes.append(f"{where}: label {n} is given to ROIs {rois}; none of them is assigned to {n}")
+    neuron = [p.name if s == "labelled" else "" for p, s in zip(parses, status)]
+    candidates = ["/".join(p.candidates) if p.uncertain or s == "duplicate" else "" for p, s in zip(parses, status)]
+    return LabelPlacement(neuron, status, candidates, notes)
+
+
+# ---------------------------------------------------------------- the whole worm
+
+def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams()) -> xr.Dataset:
+    """Canonical form of one worm (see module docstring)."""
+    where = rec.where
+    t_abs = np.asarray(rec.timestamps, dtype=np.float64)
+    t0 = float(t_abs[0])
+    t = t_abs - t0
+    x = np.asarray(rec.traces, dtype=np.float64)
+    if not np.isfinite(x).any():
+        raise RecordingError(f"{where}: every trace is NaN (no usable activity)")
+    grid = time_grid(float(t[-1]), params.dt)
+    if grid.size < 2:
+        raise RecordingError(f"{where}: recording lasts {t[-1]:.3g} s, shorter than two grid steps of {params.dt} s")
+
+    y = resample_to_grid(t, x, grid, params.dt, antialias=params.anti_alias)
+    y = smooth(y, params.dt, params.smoothing, params.smoothing_s)
+    y = normalize(y, params.normalization, params.causal_min_samples)
+
+    placement = place_labels(where, rec.roi_labels, strict=params.strict_labels)
+    index = neuron_index()
+    calcium = np.full((grid.size, len(index)), np.nan, dtype=np.float32)
+    observed = np.zeros(len(index), dtype=bool)
+    for j, name in enumerate(placement.roi_neuron):
+        if name:
+            calcium[:, index[name]] = y[:, j]
+            observed[index[name]] = bool(np.isfinite(x[:, j]).any())
+
+    data = {
+        "calcium": (("time", "neuron"), calcium),
+        "observed": (("neuron",), observed),
+        "roi_calcium": (("time", "roi"), y.astype(np.float32)),
+        "roi_label": (("roi",), np.array(rec.roi_labels, dtype=object)),
+        "roi_neuron": (("roi",), np.array(placement.roi_neuron, dtype=object)),
+        "roi_status": (("roi",), np.array(placement.roi_status, dtype=object)),
+        "roi_candidates": (("roi",), np.array(placement.roi_candidates, dtype=object)),
+        "roi_label_confidence": (("roi",), np.asarray(rec.roi_label_confidence, dtype=np.float32)),
+        "native_calcium": (("frame", "roi"), x),
+        "native_time": (("frame",), t),
+        "valid": (("time",), np.ones(grid.size, dtype=bool)),
+    }
+    for name, s in rec.behavior.items():
+        tb = np.asarray(s.timestamps, dtype=np.float64) - t0
+        values = resample_to_grid(tb, s.values, grid, params.dt, discrete=s.discrete, antialias=params.anti_alias)
+        key = f"behavior_{name}"
+        dims = ("time",) if values.ndim == 1 else ("time", f"{key}_k")
+        data[key] = (dims, values.astype(np.float32), {"unit": s.unit, "discrete": int(s.discrete)})
+    ds = xr.Dataset(
+        {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
+        coords={"time": ("time", grid, {"units": "s", "dt": params.dt}), "neuron": ("neuron", np.array(neuron_names(), dtype=object))},
+    )
+    ds.attrs.update({
+        "worm_id": rec.worm_id, "dataset": rec.dataset, "format": rec.format, "source_file": rec.source_file,
+        "native_t0": t0, "n_frames": rec.n_frames, "n_rois": rec.n_rois,
+        "n_labelled": int(observed.sum()), "duration_s": float(t[-1]),
+        "native_median_dt": float(np.median(np.diff(t))),
+        "label_notes": json.dumps(placement.notes),
+        "events": json.dumps(rec.events), "metadata": json.dumps(rec.metadata, default=str),
+        "homogenize_params": params.to_json(),
+    })
+    return ds
