@@ -262,7 +262,9 @@ def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams())
         "roi_neuron": (("roi",), np.array(placement.roi_neuron, dtype=object)),
         "roi_status": (("roi",), np.array(placement.roi_status, dtype=object)),
         "roi_candidates": (("roi",), np.array(placement.roi_candidates, dtype=object)),
-        "roi_label_confidence": (("roi",), np.asarray(rec.roi_label_confidence, dtype=np.float32)),
+        "roi_label_confidence": (("roi",), np.full(x.shape[1], np.nan, dtype=np.float32)
+                                 if rec.roi_label_confidence is None
+                                 else np.asarray(rec.roi_label_confidence, dtype=np.float32)),
         "native_calcium": (("frame", "roi"), x),
         "native_time": (("frame",), t),
         "valid": (("time",), np.ones(grid.size, dtype=bool)),

@@ -138,7 +138,9 @@ def open_activity(path: str | Path, trim: bool = True) -> xr.Dataset:
     recover(path)
     attrs = _attrs(path)
     try:
-        ds = xr.open_zarr(path, consolidated=True, chunks={}, zarr_format=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            ds = xr.open_zarr(path, consolidated=True, chunks={}, zarr_format=3)
     except Exception as exc:  # zarr/xarray raise many types for a damaged store
         raise StoreError(f"{path}: the activity store cannot be opened: {exc}") from exc
     ext = attrs.get("extent", {})
@@ -322,7 +324,9 @@ class StoreWriter:
             "provenance": self.provenance,
         }
         group.attrs.update(attrs)
-        zarr.consolidate_metadata(self.staging, zarr_format=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")       # "consolidated metadata is not in the v3 spec" (yet)
+            zarr.consolidate_metadata(self.staging, zarr_format=3)
 
 
 def _fill_for(dtype) -> object:

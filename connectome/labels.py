@@ -35,7 +35,7 @@ class LabelParse:
 
     @property
     def is_empty(self) -> bool:
-        return self.raw.strip() == ""
+        return self.raw.strip().lower() in {"", "nan", "none"}
 
     @property
     def status(self) -> str:

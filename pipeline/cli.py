@@ -1,0 +1,123 @@
+"""The ``wormflow`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
+from activity.readers import READERS
+from connectome.errors import WormflowError
+
+console = Console(stderr=True)
+
+
+@click.group()
+@click.version_option(package_name="wormflow")
+def main() -> None:
+    """wormflow: C. elegans whole-brain activity and connectomes in one store."""
+
+
+@main.group()
+def ingest() -> None:
+    """Add raw files to a store."""
+
+
+@ingest.command("activity")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Activity store (Zarr folder).")
+@click.option("--format", "fmt", type=click.Choice(sorted(READERS)), help="Reader to use (default: detect).")
+@click.option("--dataset", help="Dataset name for these worms (default: folder name like Dag2023).")
+@click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Flavell NeuroPAL_labels_dict.jld2.")
+@click.option("--dt", default=0.5, show_default=True, type=float, help="Grid step in seconds (a store parameter).")
+@click.option("--smoothing", type=click.Choice(SMOOTHING), default="none", show_default=True)
+@click.option("--smoothing-s", default=1.0, show_default=True, type=float)
+@click.option("--normalization", type=click.Choice(NORMALIZATION), default="none", show_default=True)
+@click.option("--strict-labels", is_flag=True, help="Fail a worm with duplicate labels instead of flagging them.")
+@click.option("-v", "--verbose", is_flag=True, help="Print every label rename and warning.")
+def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoothing_s, normalization,
+                        strict_labels, verbose) -> None:
+    """Read, homogenize and append the worms in PATHS (files or folders) to STORE."""
+    from pipeline.ingest import discover, ingest_activity
+    try:
+        params = HomogenizeParams(dt=dt, smoothing=smoothing, smoothing_s=smoothing_s,
+                                  normalization=normalization, strict_labels=strict_labels)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc))
+    files = discover(paths, fmt)
+    if not files:
+        console.print("[red]no input files found[/red]")
+        sys.exit(2)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        task = progress.add_task("ingesting", total=len(files))
+        try:
+            report = ingest_activity(files, store, format=fmt, dataset=dataset, labels=labels, params=params,
+                                     on_file=lambda p: progress.update(task, advance=1, description=p.name))
+        except WormflowError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            sys.exit(2)
+    uncertain = sum("uncertain" in n for n in report.notes)
+    duplicated = [n for n in report.notes if "is given to ROIs" in n]
+    console.print(f"added {len(report.added)} worm(s), skipped {len(report.skipped)} already stored, "
+                  f"{len(report.failed)} file(s) failed; {uncertain} uncertain label(s) kept unassigned")
+    for n in duplicated + (report.notes if verbose else []):
+        console.print(f"  [yellow]warning[/yellow] {n}")
+    if report.failed:
+        table = Table(title="failed files", show_lines=False)
+        table.add_column("file")
+        table.add_column("cause")
+        for f, err in report.failed:
+            table.add_row(Path(f).name, err)
+        console.print(table)
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+def info(store) -> None:
+    """A readable summary of STORE: worms per dataset and labelled-neuron coverage."""
+    from pipeline.summary import activity_summary
+    try:
+        summary = activity_summary(store)
+    except WormflowError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        sys.exit(2)
+    out = Console()
+    out.print(f"[bold]{store}[/bold]: {summary['n_worms']} worms, dt = {summary['dt']} s, "
+              f"wormflow {summary['version']}")
+    table = Table()
+    for col in ("dataset", "worms", "minutes", "labelled/worm (median)", "neurons seen", "unlabelled ROIs"):
+        table.add_column(col, justify="right" if col != "dataset" else "left")
+    for row in summary["datasets"]:
+        table.add_row(row["dataset"], str(row["worms"]), f"{row['minutes']:.1f}", f"{row['labelled_median']:.0f}",
+                      f"{row['neurons_seen']}/302", str(row["unlabelled_rois"]))
+    out.print(table)
+    out.print(f"neurons observed in at least one worm: {summary['neurons_seen']}/302; most covered: "
+              + ", ".join(f"{n} ({c})" for n, c in summary["top_neurons"]))
+
+
+@main.command()
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+def validate(store) -> None:
+    """Check STORE's invariants; exit non-zero and list every problem found."""
+    from pipeline.summary import validate_activity
+    try:
+        problems = validate_activity(store)
+    except WormflowError as exc:
+        console.print(f"[red]invalid:[/red] {exc}")
+        sys.exit(1)
+    if problems:
+        for p in problems:
+            console.print(f"[red]problem:[/red] {p}")
+        sys.exit(1)
+    Console().print(f"{store}: valid")
+
+
+if __name__ == "__main__":
+    main()

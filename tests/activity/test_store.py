@@ -1,0 +1,129 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from activity import open_activity
+from activity.homogenize import HomogenizeParams, homogenize
+from activity.raw import RawRecording, Series
+from activity.store import StoreWriter
+from connectome import neuron_names
+from connectome.errors import StoreError
+
+
+def _rec(worm_id, n_frames, labels, seed=0, behavior=True):
+    rng = np.random.default_rng(seed)
+    t = 1000.0 + np.arange(n_frames) * 0.6
+    beh = {"velocity": Series(t, rng.normal(size=n_frames))} if behavior else {}
+    return RawRecording(f"{worm_id}.h5", worm_id, "Fix2024", "fixture", t,
+                        rng.normal(size=(n_frames, len(labels))), labels, behavior=beh)
+
+
+def _write(store, recs, params=HomogenizeParams()):
+    with StoreWriter(store, params) as w:
+        for i, r in enumerate(recs):
+            w.append(homogenize(r, params), f"{i:064x}" if len(r.worm_id) < 3 else r.worm_id.ljust(64, "0"),
+                     f"Fix2024/{r.worm_id}")
+
+
+def test_round_trip_equals_homogenized_values(tmp_path):
+    store = tmp_path / "a.zarr"
+    recs = [_rec("w1", 300, ["AVAL", "", "RIS?"], 1), _rec("w2", 500, ["AVAR", "AVAL"], 2)]
+    _write(store, recs)
+    ds = open_activity(store)
+    assert ds.sizes["worm"] == 2 and tuple(ds["neuron"].values) == neuron_names()
+    assert ds["calcium"].dtype == np.float32 and ds["calcium"].chunks[0] == (1, 1)
+    for w, r in enumerate(recs):
+        ref = homogenize(r)
+        n = ref.sizes["time"]
+        np.testing.assert_array_equal(ds["calcium"].isel(worm=w, time=slice(0, n)).values, ref["calcium"].values)
+        assert np.isnan(ds["calcium"].isel(worm=w, time=slice(n, None)).values).all()
+        np.testing.assert_array_equal(ds["native_time"].isel(worm=w).values[: r.n_frames], ref["native_time"].values)
+        np.testing.assert_array_equal(ds["roi_label"].isel(worm=w).values[: r.n_rois], r.roi_labels)
+    assert ds.attrs["dt"] == 0.5 and ds.attrs["wormflow_version"]
+    assert list(ds["dataset"].values) == ["Fix2024", "Fix2024"]
+    assert ds.sizes["time"] == homogenize(recs[1]).sizes["time"]     # trimmed to the longest worm
+
+
+def test_appending_a_longer_worm_grows_time_without_losing_earlier_worms(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    before = open_activity(store)["calcium"].isel(worm=0).values.copy()
+    _write(store, [_rec("w2", 9000, ["AVAL"], 2, behavior=False)])     # > one 4096 block on the grid
+    ds = open_activity(store)
+    assert ds.sizes["worm"] == 2 and ds.sizes["time"] == homogenize(_rec("w2", 9000, ["AVAL"], 2)).sizes["time"]
+    np.testing.assert_array_equal(ds["calcium"].isel(worm=0, time=slice(0, before.shape[0])).values, before)
+    assert np.isnan(ds["behavior_velocity"].isel(worm=1).values).all()       # worm 2 had no velocity
+
+
+def test_new_behaviour_variable_is_backfilled_for_earlier_worms(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1, behavior=False)])
+    _write(store, [_rec("w2", 100, ["AVAL"], 2)])
+    v = open_activity(store)["behavior_velocity"].values
+    assert np.isnan(v[0]).all() and np.isfinite(v[1, :50]).all()
+
+
+def test_a_failed_ingest_leaves_the_previous_store_valid(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    with pytest.raises(RuntimeError):
+        with StoreWriter(store, HomogenizeParams()) as w:
+            w.append(homogenize(_rec("w2", 100, ["AVAR"], 2)), "b" * 64, "Fix2024/w2")
+            raise RuntimeError("disk full")
+    ds = open_activity(store)
+    assert list(ds["worm"].values) == ["Fix2024/w1"]
+    assert not list(tmp_path.glob("a.zarr.staging-*"))
+
+
+def test_a_killed_ingest_leaves_the_previous_store_valid(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    script = textwrap.dedent(f"""
+        import os, numpy as np
+        from activity.homogenize import homogenize, HomogenizeParams
+        from activity.raw import RawRecording
+        from activity.store import StoreWriter
+        t = np.arange(100) * 0.6
+        rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((100, 1)), ["AVAR"])
+        with StoreWriter({str(store)!r}, HomogenizeParams()) as w:
+            w.append(homogenize(rec), "c" * 64, "Fix2024/k")
+            os.kill(os.getpid(), 9)          # SIGKILL in the middle of the transaction
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
+    assert proc.returncode == -9
+    assert list(open_activity(store)["worm"].values) == ["Fix2024/w1"]
+    _write(store, [_rec("w3", 100, ["AVAL"], 3)])                    # the next writer cleans up
+    assert list(open_activity(store)["worm"].values) == ["Fix2024/w1", "Fix2024/w3"]
+    assert not list(tmp_path.glob("a.zarr.staging-*"))
+
+
+def test_a_second_writer_is_refused_while_one_holds_the_store(tmp_path):
+    store = tmp_path / "a.zarr"
+    with StoreWriter(store, HomogenizeParams()):
+        with pytest.raises(StoreError, match="another wormflow process is writing to this store"):
+            with StoreWriter(store, HomogenizeParams()):
+                pass
+
+
+def test_appending_with_other_parameters_is_refused(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    with pytest.raises(StoreError, match="store was built with parameters"):
+        _write(store, [_rec("w2", 100, ["AVAL"], 2)], HomogenizeParams(dt=0.25))
+
+
+def test_opening_something_else_is_a_clear_error(tmp_path):
+    with pytest.raises(StoreError, match="not an activity store"):
+        open_activity(tmp_path)
+
+
+def test_store_is_plain_zarr_readable_by_xarray(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    raw = xr.open_zarr(store, zarr_format=3)
+    assert raw.attrs["wormflow_store"] == "wormflow-activity/1"

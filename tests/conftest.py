@@ -1,0 +1,29 @@
+"""Shared test fixtures: the local mirror of real files, and lab-layout fixture writers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def mirror_path() -> Path:
+    """The one setting tests use to find the real files: WORMFLOW_MIRROR or ../shared/data."""
+    env = os.environ.get("WORMFLOW_MIRROR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    path = mirror_path()
+    if not (path / "manifest.csv").is_file():
+        pytest.fail(f"local mirror not found at {path}; set WORMFLOW_MIRROR to the folder holding manifest.csv")
+    return path
+
+
+@pytest.fixture(scope="session")
+def flavell_files(mirror) -> list[Path]:
+    return sorted((mirror / "activity" / "Dag2023").glob("*/*.h5"))
