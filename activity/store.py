@@ -38,7 +38,8 @@ from connectome.errors import StoreError
 from connectome.neurons import neuron_table
 
 STORE_FORMAT = "wormflow-activity/1"
-BLOCKS = {"time": 4096, "roi": 256, "frame": 4096}
+BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
+FLUSH_EVERY = 8                  # worms written per to_zarr call (amortizes its fixed cost)
 K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
@@ -167,6 +168,7 @@ class StoreWriter:
         self._lock_fh = None
         self._appended = 0
         self._attrs: dict = {}
+        self._buffer: list = []
 
     # -- transaction
     def __enter__(self) -> "StoreWriter":
@@ -192,6 +194,8 @@ class StoreWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
+            if exc_type is None:
+                self.flush()
             if exc_type is None and self._appended:
                 self._finalize()
                 _swap_in(self.staging, self.path)
@@ -221,14 +225,26 @@ class StoreWriter:
 
     def append(self, worm: xr.Dataset, source_sha256: str, name: str, extra_sha256: dict | None = None) -> None:
         """Add one homogenized worm (the output of :func:`activity.homogenize.homogenize`)."""
+        self._buffer.append((worm, source_sha256, name, extra_sha256 or {}))
+        if len(self._buffer) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered worms to the staging store (one to_zarr call)."""
+        if not self._buffer:
+            return
         extent = dict(self._attrs.get("extent", {}))
-        for dim, size in worm.sizes.items():
-            if dim != "neuron":
-                extent[dim] = max(extent.get(dim, 0), int(size))
+        for worm, *_ in self._buffer:
+            for dim, size in worm.sizes.items():
+                if dim != "neuron":
+                    extent[dim] = max(extent.get(dim, 0), int(size))
         capacity = {dim: _capacity(dim, n) for dim, n in extent.items()}
         stored = self._attrs.get("capacity", {})
         n_worms = int(self._attrs.get("n_worms", 0))
-        ds = self._to_layout(worm, capacity, source_sha256, name, extra_sha256 or {})
+        parts = [self._to_layout(w, capacity, sha, name, extra) for w, sha, name, extra in self._buffer]
+        ds = xr.concat(parts, dim="worm", data_vars="all", coords="different", compat="equals", join="outer",
+                       fill_value=_FILLS) if len(parts) > 1 else parts[0]
+        ds = ds.map(_pad_to, capacity=capacity)
         if n_worms == 0:
             self._first_write(ds, capacity)
         else:
@@ -237,8 +253,9 @@ class StoreWriter:
                 self._grow(grown)
             ds = self._align_variables(ds, capacity, n_worms)
             ds.to_zarr(self.staging, mode="a", append_dim="worm", consolidated=False, zarr_format=3)
-        self._appended += 1
-        self._attrs.update({"extent": extent, "capacity": {**stored, **capacity}, "n_worms": n_worms + 1})
+        self._appended += len(parts)
+        self._attrs.update({"extent": extent, "capacity": {**stored, **capacity}, "n_worms": n_worms + len(parts)})
+        self._buffer.clear()
 
     def _to_layout(self, worm: xr.Dataset, capacity: dict, sha: str, name: str, extra_sha: dict) -> xr.Dataset:
         ds = worm.drop_vars("time").map(_pad_to, capacity=capacity)
@@ -327,6 +344,9 @@ class StoreWriter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # "consolidated metadata is not in the v3 spec" (yet)
             zarr.consolidate_metadata(self.staging, zarr_format=3)
+
+
+_FILLS = {"calcium": np.nan}
 
 
 def _fill_for(dtype) -> object:

@@ -1,0 +1,31 @@
+# wormflow: two commands on a fresh machine, `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MIRROR ?= $(if $(WORMFLOW_MIRROR),$(WORMFLOW_MIRROR),../shared/data)
+OUT ?= out
+
+.PHONY: install test demo bench clean
+
+$(BIN)/wormflow: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(BIN)/wormflow
+
+test: install
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python -m pytest -q tests
+
+demo: install
+	rm -rf $(OUT)/activity.zarr
+	$(BIN)/wormflow ingest activity $(MIRROR)/activity/Dag2023 $(MIRROR)/activity/Scholz2018 --store $(OUT)/activity.zarr
+	$(BIN)/wormflow validate $(OUT)/activity.zarr
+	$(BIN)/wormflow info $(OUT)/activity.zarr
+
+bench: install
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
+
+clean:
+	rm -rf $(VENV) $(OUT) *.egg-info

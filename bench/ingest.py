@@ -1,0 +1,106 @@
+"""Ingest speed and memory against the named baselines, measured in the same run.
+
+For the mirror's Flavell worms (Dag2023): seconds per worm and peak RSS of our ingest
+(read + JLD2 identities + homogenize + atomic store write), next to the bare h5py read
+of the same arrays (the floor). Then peak RSS when ingesting 10, 100 and 1000 synthetic
+worms (must stay flat). Every measurement runs in a fresh subprocess so its peak RSS is
+its own.
+
+Reference (not re-run here; from the issue): worm-graph's Dag2023 preprocessor, median
+2.2 s per worm and 590 MB peak RSS on these files on this kind of machine.
+
+    python bench/ingest.py [--mirror DIR] [--synthetic 10,100,1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+WORMGRAPH_S_PER_WORM = 2.2
+WORMGRAPH_PEAK_MB = 590.0
+
+CHILD = r"""
+import json, resource, sys, time, shutil
+mode, arg, out = sys.argv[1], sys.argv[2], sys.argv[3]
+t0 = time.perf_counter()
+if mode == "floor":
+    import h5py, glob
+    files = sorted(glob.glob(arg + "/activity/Dag2023/*/*.h5"))
+    t0 = time.perf_counter()
+    for fn in files:
+        with h5py.File(fn, "r") as f:
+            f["gcamp/trace_array"][()]; f["timing/timestamp_confocal"][()]
+            [d[()] for d in f["behavior"].values()]
+            if "neuropal_registration/roi_match" in f: f["neuropal_registration/roi_match"][()]
+    n = len(files)
+elif mode == "ingest":
+    from pipeline.ingest import ingest_activity
+    t0 = time.perf_counter()
+    rep = ingest_activity([arg + "/activity/Dag2023"], out)
+    n = len(rep.added)
+    assert not rep.failed, rep.failed
+else:
+    import numpy as np
+    from activity.homogenize import HomogenizeParams, homogenize
+    from activity.raw import RawRecording
+    from activity.store import StoreWriter
+    rng = np.random.default_rng(0)
+    labels = ["AVAL", "AVAR", "RIML", "RIMR", "SMDVL", "SMDVR"] + [""] * 124
+    n = int(arg)
+    t0 = time.perf_counter()
+    params = HomogenizeParams()
+    with StoreWriter(out, params) as w:
+        for i in range(n):
+            t = 1.2e6 + np.arange(800) * 0.6
+            rec = RawRecording(f"s{i}.h5", f"s{i}", "Synthetic", "synthetic", t, rng.normal(size=(800, 130)), labels)
+            w.append(homogenize(rec, params), f"{i:064x}", f"Synthetic/s{i}")
+seconds = time.perf_counter() - t0
+peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": n, "seconds": seconds, "peak_mb": peak_mb}))
+"""
+
+
+def run(mode: str, arg: str) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "store.zarr")
+        proc = subprocess.run([sys.executable, "-c", CHILD, mode, arg, out], capture_output=True, text=True,
+                              env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode:
+            raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    default_mirror = os.environ.get("WORMFLOW_MIRROR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    ap.add_argument("--mirror", default=default_mirror)
+    ap.add_argument("--synthetic", default="10,100,1000")
+    args = ap.parse_args()
+
+    floor = run("floor", args.mirror)
+    ours = run("ingest", args.mirror)
+    f_worm = floor["seconds"] / floor["n"]
+    o_worm = ours["seconds"] / ours["n"]
+    print(f"Flavell worms in the mirror: {ours['n']}")
+    print(f"  bare h5py read (floor)      {f_worm:8.4f} s/worm   peak RSS {floor['peak_mb']:6.0f} MB")
+    print(f"  wormflow ingest             {o_worm:8.4f} s/worm   peak RSS {ours['peak_mb']:6.0f} MB")
+    print(f"  worm-graph (reference)      {WORMGRAPH_S_PER_WORM:8.4f} s/worm   peak RSS {WORMGRAPH_PEAK_MB:6.0f} MB")
+    print(f"  speed-up vs worm-graph      {WORMGRAPH_S_PER_WORM / o_worm:8.1f}x   (goal >= 20x)")
+    print(f"  peak memory vs worm-graph   {ours['peak_mb'] / WORMGRAPH_PEAK_MB:8.2f}    (goal <= 0.25)")
+    print(f"  ingest / read floor         {o_worm / f_worm:8.1f}x   (goal <= 2x)")
+    base = None
+    for n in [int(x) for x in args.synthetic.split(",") if x]:
+        r = run("synthetic", str(n))
+        base = base or r["peak_mb"]
+        print(f"  synthetic {n:5d} worms: {r['seconds'] / n:7.4f} s/worm  peak RSS {r['peak_mb']:6.0f} MB "
+              f"({r['peak_mb'] / base:4.2f}x the first)")
+
+
+if __name__ == "__main__":
+    main()
