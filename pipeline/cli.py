@@ -17,6 +17,15 @@ from connectome.errors import WormflowError
 console = Console(stderr=True)
 
 
+def _or_exit(fn, *args, prefix: str, code: int):
+    """Run ``fn``; a WormflowError becomes one red line and exit ``code`` instead of a traceback."""
+    try:
+        return fn(*args)
+    except WormflowError as exc:
+        console.print(f"[red]{prefix}:[/red] {exc}")
+        sys.exit(code)
+
+
 @click.group()
 @click.version_option(package_name="wormflow")
 def main() -> None:
@@ -83,11 +92,7 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
 def info(store) -> None:
     """A readable summary of STORE: worms per dataset and labelled-neuron coverage."""
     from pipeline.summary import activity_summary
-    try:
-        summary = activity_summary(store)
-    except WormflowError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        sys.exit(2)
+    summary = _or_exit(activity_summary, store, prefix="error", code=2)
     out = Console()
     out.print(f"[bold]{store}[/bold]: {summary['n_worms']} worms, dt = {summary['dt']} s, "
               f"wormflow {summary['version']}")
@@ -107,11 +112,7 @@ def info(store) -> None:
 def validate(store) -> None:
     """Check STORE's invariants; exit non-zero and list every problem found."""
     from pipeline.summary import validate_activity
-    try:
-        problems = validate_activity(store)
-    except WormflowError as exc:
-        console.print(f"[red]invalid:[/red] {exc}")
-        sys.exit(1)
+    problems = _or_exit(validate_activity, store, prefix="invalid", code=1)
     if problems:
         for p in problems:
             console.print(f"[red]problem:[/red] {p}")

@@ -76,17 +76,6 @@ def _dict_if_pairs(items: list):
     return items
 
 
-def read_jld2_variable(path: str, name: str):
-    """Return the decoded Julia value stored under ``name`` in a JLD2 file."""
-    with h5py.File(path, "r") as f:
-        if name not in f:
-            raise KeyError(name)
-        value = _decode(f, f[name][()], 0)
-    if isinstance(value, list):
-        value = _dict_if_pairs(value)
-    return value
-
-
 def _deref(f: h5py.File, x):
     """Follow references (and 0-d boxes) until reaching a non-reference value."""
     for _ in range(_MAX_DEPTH):
@@ -113,11 +102,17 @@ def dict_entries(f: h5py.File, x) -> dict:
     return out
 
 
-def tuple_field(f: h5py.File, x, index: int):
-    """Decode one field of a Julia Tuple (fields ``1``, ``2``...) without the others."""
+def tuple_field_raw(f: h5py.File, x, index: int):
+    """One field of a Julia Tuple (fields ``1``, ``2``...), undecoded."""
     rec = _deref(f, x)
     names = rec.dtype.names or ()
     key = str(index + 1)
     if key not in names:
         raise ValueError(f"not a Julia tuple with a field {key}")
-    return _decode(f, rec[key], 0)
+    return rec[key]
+
+
+def decode(f: h5py.File, x):
+    """Fully decode a value obtained from :func:`dict_entries` or :func:`tuple_field_raw`."""
+    value = _decode(f, x, 0)
+    return _dict_if_pairs(value) if isinstance(value, list) else value

@@ -22,13 +22,14 @@ import numpy as np
 
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from activity.readers._jld2 import dict_entries, tuple_field
+from activity.readers._jld2 import decode, dict_entries, tuple_field_raw
 from connectome.errors import FormatError
 
 FORMAT = "flavell_h5"
 DESCRIPTION = "Flavell lab HDF5, gcamp/trace_array + timing/timestamp_confocal"
 DATASET = "Flavell"
 LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
+_LABEL_FIELDS = ("label", "roi_id", "confidence")   # all the reader uses of each label record
 _UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
 _DISCRETE = {"reversal_vec", "pumping_state"}
 # per-body-segment series: (T, K) in most files, (T,) in some (e.g. 2022-05-02-01)
@@ -75,7 +76,10 @@ def load_labels(labels_path: Path, uid: str) -> dict | None:
             worms = dict_entries(f, top["dict_match_dict"])
             if uid not in worms:
                 return None
-            rois = tuple_field(f, worms[uid], 0)
+            rois = {}
+            for column, record in dict_entries(f, tuple_field_raw(f, worms[uid], 0)).items():
+                fields = dict_entries(f, record)
+                rois[column] = {k: decode(f, fields[k]) for k in _LABEL_FIELDS if k in fields}
     except OSError as exc:
         raise FormatError(f"{labels_path.name}: not a readable JLD2/HDF5 file: {exc}") from exc
     except ValueError as exc:
