@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,8 +78,7 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
         for path in files:
             try:
                 sha = sha256_of(path) if path.is_file() else ""
-                fmt = format
-                recs = read_recordings(path, format=fmt, **(options if _takes_labels(path, fmt) else {}))
+                recs = read_recordings(path, format=format, **(options if _takes_labels(path, format) else {}))
                 pending = []
                 for rec in recs:
                     if (sha, rec.worm_id) in existing:
@@ -95,7 +95,7 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                     names.add(name)
                     existing.add((sha, rec.worm_id))
                     report.added.append(name)
-                    report.notes.extend(__import__("json").loads(ds.attrs["label_notes"]))
+                    report.notes.extend(json.loads(ds.attrs["label_notes"]))
                 inputs.append({"file": str(path.resolve()), "sha256": sha})
             except WormflowError as exc:
                 report.failed.append((str(path), str(exc)))
