@@ -210,18 +210,13 @@ class StoreWriter:
             self._lock_fh = None
 
     # -- content
-    def existing_keys(self) -> set[tuple[str, str]]:
-        """(source sha256, worm id in file) of every worm already stored."""
+    def existing(self) -> tuple[set[tuple[str, str]], set[str]]:
+        """(source sha256, worm id in file) pairs and worm names already stored, in one read."""
         if not self._attrs.get("n_worms"):
-            return set()
+            return set(), set()
         ds = xr.open_zarr(self.staging, consolidated=False, chunks=None, zarr_format=3)
-        return set(zip(ds["source_sha256"].values.tolist(), ds["worm_id"].values.tolist()))
-
-    def existing_worm_names(self) -> set[str]:
-        if not self._attrs.get("n_worms"):
-            return set()
-        ds = xr.open_zarr(self.staging, consolidated=False, chunks=None, zarr_format=3)
-        return set(ds["worm"].values.tolist())
+        keys = set(zip(ds["source_sha256"].values.tolist(), ds["worm_id"].values.tolist()))
+        return keys, set(ds["worm"].values.tolist())
 
     def append(self, worm: xr.Dataset, source_sha256: str, name: str, extra_sha256: dict | None = None) -> None:
         """Add one homogenized worm (the output of :func:`activity.homogenize.homogenize`)."""
@@ -244,7 +239,6 @@ class StoreWriter:
         parts = [self._to_layout(w, capacity, sha, name, extra) for w, sha, name, extra in self._buffer]
         ds = xr.concat(parts, dim="worm", data_vars="all", coords="different", compat="equals", join="outer",
                        fill_value=_FILLS) if len(parts) > 1 else parts[0]
-        ds = ds.map(_pad_to, capacity=capacity)
         if n_worms == 0:
             self._first_write(ds, capacity)
         else:

@@ -73,8 +73,7 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     options = {"labels": labels} if labels else {}
     inputs = []
     with StoreWriter(store, params, provenance={}) as writer:
-        existing = writer.existing_keys()
-        names = writer.existing_worm_names()
+        existing, names = writer.existing()
         for path in files:
             try:
                 sha = sha256_of(path) if path.is_file() else ""
