@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import xarray as xr
-from scipy import signal
 
 from activity.raw import RawRecording
 from connectome.errors import LabelError, RecordingError
@@ -86,6 +85,8 @@ def anti_alias(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.
     ratio = native / dt
     if ratio >= 0.999:
         return t, x
+    from scipy import signal      # here, not at import: scipy.signal costs ~100 MB and 1.5 s to import
+
     u = np.arange(t[0], t[-1] + native * 1e-6, native)
     filled = _fill_nan_linear(t, x)
     xu = _linear(t, filled, u)
@@ -155,6 +156,8 @@ def smooth(x: np.ndarray, dt: float, method: str, width_s: float) -> np.ndarray:
             out = num / den
         out[~ok] = np.nan
         return out
+    from scipy import signal
+
     alpha = 1.0 - np.exp(-dt / width_s)           # causal exponential moving average
     b, a = [alpha], [1.0, alpha - 1.0]
     out = np.full_like(x, np.nan)

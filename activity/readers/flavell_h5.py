@@ -14,7 +14,9 @@ recording's own ``roi_match`` and refuse the file if the two disagree.
 
 from __future__ import annotations
 
+import functools
 import re
+import struct
 from pathlib import Path
 
 import h5py
@@ -22,7 +24,7 @@ import numpy as np
 
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from activity.readers._jld2 import decode, dict_entries, tuple_field_raw
+from activity.readers._jld2 import JLD2Error, JLD2File, decode, dict_entries, tuple_field_raw
 from connectome.errors import FormatError
 
 FORMAT = "flavell_h5"
@@ -64,26 +66,33 @@ def find_labels_file(path: Path) -> Path | None:
     return None
 
 
+@functools.lru_cache(maxsize=2)
+def _jld2(path: str, size: int, mtime_ns: int) -> JLD2File:
+    """One parsed labels file per batch: every worm of a batch shares the same JLD2 file."""
+    return JLD2File(path)
+
+
 def load_labels(labels_path: Path, uid: str) -> dict | None:
     """{trace column (1-based): label record} for one worm of a NeuroPAL_labels_dict.jld2, or None."""
     try:
-        with h5py.File(labels_path, "r") as f:
-            if "NeuroPAL_labels" not in f:
-                raise FormatError(f"{labels_path.name}: no 'NeuroPAL_labels' variable (not a Flavell labels file)")
-            top = dict_entries(f, f["NeuroPAL_labels"][()])
-            if "dict_match_dict" not in top:
-                raise FormatError(f"{labels_path.name}: 'NeuroPAL_labels' has no 'dict_match_dict' entry")
-            worms = dict_entries(f, top["dict_match_dict"])
-            if uid not in worms:
-                return None
-            rois = {}
-            for column, record in dict_entries(f, tuple_field_raw(f, worms[uid], 0)).items():
-                fields = dict_entries(f, record)
-                rois[column] = {k: decode(f, fields[k]) for k in _LABEL_FIELDS if k in fields}
+        st = labels_path.stat()
+        f = _jld2(str(labels_path), st.st_size, st.st_mtime_ns)
+        if "NeuroPAL_labels" not in f.links:
+            raise FormatError(f"{labels_path.name}: no 'NeuroPAL_labels' variable (not a Flavell labels file)")
+        top = dict_entries(f, f.root("NeuroPAL_labels"))
+        if "dict_match_dict" not in top:
+            raise FormatError(f"{labels_path.name}: 'NeuroPAL_labels' has no 'dict_match_dict' entry")
+        worms = dict_entries(f, top["dict_match_dict"])
+        if uid not in worms:
+            return None
+        rois = {}
+        for column, record in dict_entries(f, tuple_field_raw(f, worms[uid], 0)).items():
+            fields = dict_entries(f, record)
+            rois[column] = {k: decode(f, fields[k]) for k in _LABEL_FIELDS if k in fields}
     except OSError as exc:
-        raise FormatError(f"{labels_path.name}: not a readable JLD2/HDF5 file: {exc}") from exc
-    except ValueError as exc:
-        raise FormatError(f"{labels_path.name}: unexpected JLD2 layout: {exc}") from exc
+        raise FormatError(f"{labels_path.name}: cannot read the labels file: {exc}") from exc
+    except (JLD2Error, IndexError, struct.error) as exc:
+        raise FormatError(f"{labels_path.name}: not a JLD2 file this reader understands: {exc}") from exc
     if not isinstance(rois, dict):
         raise FormatError(f"{labels_path.name}: dict_match_dict[{uid!r}] does not start with a ROI dict")
     return rois
