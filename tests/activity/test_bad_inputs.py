@@ -92,3 +92,13 @@ def test_unmappable_labels_are_kept_unlabelled_with_a_note():
     ds = homogenize(_rec(["AVAX", "AVAL"]))
     assert list(ds["roi_status"].values) == ["unmapped", "labelled"]
     assert "'AVAX' is not a hermaphrodite neuron name" in ds.attrs["label_notes"]
+
+
+@pytest.mark.parametrize("content", [b"not an hdf5 file at all", b"\x00" * 512 + b"\x89HDF\r\n\x1a\n\x02\x08\x08\x00" + b"\xff" * 40],
+                         ids=["not-hdf5", "truncated-superblock"])
+def test_a_broken_labels_file_is_refused_with_its_name(tmp_path, content):
+    from activity.readers.flavell_h5 import load_labels
+    bad = tmp_path / "NeuroPAL_labels_dict.jld2"
+    bad.write_bytes(content)
+    with pytest.raises(FormatError, match=r"NeuroPAL_labels_dict\.jld2: not a JLD2 file this reader understands"):
+        load_labels(bad, "2022-07-26-31")
