@@ -23,9 +23,12 @@ demo: install
 	$(BIN)/wormflow ingest activity $(MIRROR)/activity/Dag2023 $(MIRROR)/activity/Scholz2018 --store $(OUT)/activity.zarr
 	$(BIN)/wormflow validate $(OUT)/activity.zarr
 	$(BIN)/wormflow info $(OUT)/activity.zarr
+	$(BIN)/wormflow ingest connectome $(MIRROR)/connectome --store $(OUT)/connectome.zarr
+	COLUMNS=120 $(BIN)/wormflow info $(OUT)/connectome.zarr
 
 bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

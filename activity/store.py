@@ -18,8 +18,6 @@ the next writer; the store it started from is untouched.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -35,6 +33,7 @@ import xarray as xr
 import zarr
 
 from activity.homogenize import HomogenizeParams
+from connectome.atomic import recover, swap_in
 from connectome.errors import StoreError
 from connectome.neurons import neuron_table
 
@@ -66,45 +65,6 @@ def _capacity(dim: str, size: int) -> int:
 
 
 # ---------------------------------------------------------------- atomic swap
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two directories (Linux renameat2). False where unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fn = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    if fn(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
-        return False
-    raise OSError(err, f"renameat2 exchange of {a} and {b} failed: {os.strerror(err)}")
-
-
-def recover(path: Path) -> None:
-    """Finish an interrupted two-rename swap: put the previous version back if needed."""
-    path = Path(path)
-    previous = path.with_name(path.name + ".previous")
-    if not path.exists() and previous.exists():
-        os.rename(previous, path)
-    elif path.exists() and previous.exists():
-        shutil.rmtree(previous, ignore_errors=True)
-
-
-def _swap_in(staging: Path, path: Path) -> None:
-    if not path.exists():
-        os.rename(staging, path)
-        return
-    if _exchange(staging, path):
-        shutil.rmtree(staging, ignore_errors=True)
-        return
-    previous = path.with_name(path.name + ".previous")
-    os.rename(path, previous)
-    os.rename(staging, path)
-    shutil.rmtree(previous, ignore_errors=True)
-
 
 def _hardlink_clone(src: Path, dst: Path) -> None:
     for root, dirs, files in os.walk(src):
@@ -199,7 +159,7 @@ class StoreWriter:
                 self.flush()
             if exc_type is None and self._appended:
                 self._finalize()
-                _swap_in(self.staging, self.path)
+                swap_in(self.staging, self.path)
         finally:
             shutil.rmtree(self.staging, ignore_errors=True)
             self._release()

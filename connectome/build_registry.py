@@ -87,6 +87,16 @@ def build_table(mirror: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+def build_other_cells(mirror: Path) -> pd.DataFrame:
+    """Cells of the NemaNode table that are not among the 302 (muscles, glia, end organs,
+    male-specific neurons): connectome readers keep edges to them and report anything
+    that is in neither table."""
+    nema = pd.read_csv(mirror / "connectome" / "NemaNode" / "connectome_neurons.csv", dtype=str).fillna("")
+    neurons = set(build_table(mirror)["name"])
+    other = nema[~nema["name"].map(_unpad).isin(neurons)][["name", "type", "category"]]
+    return other.sort_values("name", key=lambda s: s.map(natural_key)).reset_index(drop=True)
+
+
 def _text(value) -> str:
     return "" if value is None or (isinstance(value, float) and value != value) else str(value)
 
@@ -96,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
     mirror = Path(argv[0]) if argv else Path(__file__).resolve().parents[1].parent / "shared" / "data"
     out = Path(__file__).with_name("data") / "neurons.csv"
     build_table(mirror).to_csv(out, index=False)
-    print(f"wrote {out}")
+    build_other_cells(mirror).to_csv(out.with_name("other_cells.csv"), index=False)
+    print(f"wrote {out} and {out.with_name('other_cells.csv')}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,11 @@ def classes() -> dict[str, tuple[str, ...]]:
     for name, cls in neuron_table()["neuron_class"].items():
         out.setdefault(cls, []).append(name)
     return {k: tuple(v) for k, v in out.items()}
+
+
+@lru_cache(maxsize=1)
+def other_cells() -> dict[str, str]:
+    """Non-neuronal and male-specific cells named in connectomes: name -> cell type."""
+    with resources.files("connectome").joinpath("data/other_cells.csv").open() as fh:
+        table = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    return dict(zip(table["name"], table["type"]))

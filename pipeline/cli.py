@@ -12,6 +12,7 @@ from rich.table import Table
 
 from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
 from activity.readers import READERS
+from connectome.readers import READERS as CONNECTOME_READERS
 from connectome.errors import WormflowError
 
 console = Console(stderr=True)
@@ -87,11 +88,63 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
         sys.exit(1)
 
 
+@ingest.command("connectome")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--store", required=True, type=click.Path(path_type=Path), help="Connectome store (Zarr folder).")
+@click.option("--format", "fmt", type=click.Choice(sorted(CONNECTOME_READERS)), help="Reader (default: detect).")
+@click.option("-v", "--verbose", is_flag=True, help="Print the unknown cell names of every source.")
+def ingest_connectome_cmd(paths, store, fmt, verbose) -> None:
+    """Read the wiring diagrams, atlases and layers in PATHS into STORE (sources are replaced by name)."""
+    from pipeline.connectome_ingest import discover_connectomes, ingest_connectomes
+    files, _ = discover_connectomes(paths)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("reading", total=len(files))
+        report = _or_exit(lambda: ingest_connectomes(paths, store, fmt, on_file=lambda p: progress.update(
+            task, advance=1, description=p.name)), prefix="error", code=2)
+    console.print(f"stored {len(report.sources)} source(s) from {len(files) - len(report.failed)} file(s); "
+                  f"{len(report.skipped)} companion file(s) skipped; {len(report.failed)} failed")
+    for note in report.notes if verbose else []:
+        console.print(f"  [yellow]note[/yellow] {note}")
+    if report.failed:
+        table = Table(title="failed files")
+        table.add_column("file")
+        table.add_column("cause")
+        for f, err in report.failed:
+            table.add_row(Path(f).name, err)
+        console.print(table)
+        sys.exit(1)
+
+
+def _store_kind(store: Path) -> str:
+    import json
+    try:
+        return json.loads((store / "zarr.json").read_text()).get("attributes", {}).get("wormflow_store", "")
+    except (OSError, ValueError):
+        return ""
+
+
+def _connectome_info(store: Path) -> None:
+    from pipeline.connectome_ingest import connectome_summary
+    rows = _or_exit(connectome_summary, store, prefix="error", code=2)
+    table = Table(title=f"{store}: {len(rows)} sources")
+    for col in ("source", "neurons", "chem edges", "chem total", "gap pairs", "gap total", "other layers"):
+        table.add_column(col, justify="left" if col in ("source", "other layers") else "right",
+                         no_wrap=col == "source")
+    for r in rows:
+        table.add_row(r["source"], str(r["neurons"]), str(r["chemical"][0]), f"{r['chemical'][1]:.0f}",
+                      str(r["electrical"][0]), f"{r['electrical'][1]:.0f}", ", ".join(r["other_layers"]))
+    Console().print(table)
+
+
 @main.command()
 @click.argument("store", type=click.Path(exists=True, path_type=Path))
 def info(store) -> None:
-    """A readable summary of STORE: worms per dataset and labelled-neuron coverage."""
+    """A readable summary of STORE (activity: worms per dataset and coverage; connectome: per source)."""
     from pipeline.summary import activity_summary
+    if _store_kind(store).startswith("wormflow-connectome"):
+        _connectome_info(store)
+        return
     summary = _or_exit(activity_summary, store, prefix="error", code=2)
     out = Console()
     out.print(f"[bold]{store}[/bold]: {summary['n_worms']} worms, dt = {summary['dt']} s, "

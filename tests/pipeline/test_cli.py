@@ -73,3 +73,13 @@ def test_validate_reports_a_broken_store(tmp_path, flavell_files):
     shutil.rmtree(store / "calcium")
     result = CliRunner().invoke(main, ["validate", str(store)])
     assert result.exit_code == 1
+
+
+def test_cli_ingests_connectomes_and_info_lists_each_source(tmp_path, mirror):
+    store = tmp_path / "c.zarr"
+    runner = CliRunner()
+    res = runner.invoke(main, ["ingest", "connectome", str(mirror / "connectome/White1986"), "--store", str(store)])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(main, ["info", str(store)], env={"COLUMNS": "160"})
+    assert res.exit_code == 0, res.output
+    assert "white_1986_whole/tsv" in res.output and "6509" in res.output
