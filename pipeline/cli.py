@@ -27,6 +27,19 @@ def _or_exit(fn, *args, prefix: str, code: int):
         sys.exit(code)
 
 
+def _exit_if_failed(failed: list[tuple[str, str]]) -> None:
+    """List the files that failed, with their cause, and exit 1 (nothing when none failed)."""
+    if not failed:
+        return
+    table = Table(title="failed files")
+    table.add_column("file")
+    table.add_column("cause")
+    for f, err in failed:
+        table.add_row(Path(f).name, err)
+    console.print(table)
+    sys.exit(1)
+
+
 @click.group()
 @click.version_option(package_name="wormflow")
 def main() -> None:
@@ -78,14 +91,7 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
                   f"{len(report.failed)} file(s) failed; {uncertain} uncertain label(s) kept unassigned")
     for n in duplicated + (report.notes if verbose else []):
         console.print(f"  [yellow]warning[/yellow] {n}")
-    if report.failed:
-        table = Table(title="failed files", show_lines=False)
-        table.add_column("file")
-        table.add_column("cause")
-        for f, err in report.failed:
-            table.add_row(Path(f).name, err)
-        console.print(table)
-        sys.exit(1)
+    _exit_if_failed(report.failed)
 
 
 @ingest.command("connectome")
@@ -106,14 +112,7 @@ def ingest_connectome_cmd(paths, store, fmt, verbose) -> None:
                   f"{len(report.skipped)} companion file(s) skipped; {len(report.failed)} failed")
     for note in report.notes if verbose else []:
         console.print(f"  [yellow]note[/yellow] {note}")
-    if report.failed:
-        table = Table(title="failed files")
-        table.add_column("file")
-        table.add_column("cause")
-        for f, err in report.failed:
-            table.add_row(Path(f).name, err)
-        console.print(table)
-        sys.exit(1)
+    _exit_if_failed(report.failed)
 
 
 def _store_kind(store: Path) -> str:
