@@ -17,7 +17,6 @@ the next writer; the store it started from is untouched.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import zarr
 
@@ -74,8 +75,6 @@ def _edge_dataset(edges) -> xr.Dataset:
 def write_connectome(path: str | Path, items: list[tuple[RawConnectome, BuiltSource]], sha256: dict[str, str],
                      provenance: dict | None = None, version: str = "") -> xr.Dataset:
     """Write (or update) the store with ``items``; returns the dataset as written."""
-    import pandas as pd
-
     path = Path(path)
     recover(path)
     parts = [_source_dataset(b, r, sha256) for r, b in items]

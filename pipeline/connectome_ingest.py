@@ -6,11 +6,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+import numpy as np
+
 from activity.store import wormflow_version
 from connectome.build import build
 from connectome.errors import WormflowError
-from connectome.readers import COMPANIONS, detect, read_connectome
-from connectome.store import write_connectome
+from connectome.readers import COMPANIONS, read_connectome
+from connectome.store import open_connectome, write_connectome
 from pipeline.ingest import sha256_of
 
 
@@ -71,9 +73,6 @@ def ingest_connectomes(paths: Iterable[str | Path], store: str | Path, format: s
 
 def connectome_summary(store: str | Path) -> list[dict]:
     """Per source: neurons covered, edges and totals per layer."""
-    import numpy as np
-
-    from connectome.store import open_connectome
     ds = open_connectome(store)
     rows = []
     for s in ds["source"].values.tolist():

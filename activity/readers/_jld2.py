@@ -44,6 +44,11 @@ class _Type:
     members: tuple = ()            # compound: (name, offset, _Type)
 
 
+def _offset_width(size: int) -> int:
+    """Bytes of a version-3 compound member offset: the fewest that can hold ``size``."""
+    return next(w for w, lim in ((1, 1 << 8), (2, 1 << 16), (3, 1 << 24), (4, 1 << 32)) if size < lim)
+
+
 class _Pair(tuple):
     def __new__(cls, key, value):
         return super().__new__(cls, (key, value))
@@ -141,7 +146,7 @@ class JLD2File:
             return _Type(cls, size)
         if cls == 6:
             members = []
-            width = next(w for w, lim in ((1, 1 << 8), (2, 1 << 16), (3, 1 << 24), (4, 1 << 32)) if size < lim)
+            width = _offset_width(size)
             for _ in range(bits & 0xFFFF):
                 end = b.index(b"\x00", p)
                 name = b[p:end].decode("utf-8")
@@ -176,7 +181,7 @@ class JLD2File:
         if cls == 6:
             p = pos + 8
             size = struct.unpack_from("<I", b, pos + 4)[0]
-            width = next(w for w, lim in ((1, 1 << 8), (2, 1 << 16), (3, 1 << 24), (4, 1 << 32)) if size < lim)
+            width = _offset_width(size)
             for _ in range(bits & 0xFFFF):
                 end = b.index(b"\x00", p)
                 if version == 3:
@@ -232,7 +237,7 @@ class JLD2File:
 
     def _dataspace(self, pos: int):
         b = self.buf
-        version, rank, flags = b[pos], b[pos + 1], b[pos + 2]
+        version, rank = b[pos], b[pos + 1]
         if version == 2:
             if b[pos + 3] == 2:
                 return None

@@ -89,11 +89,11 @@ def text_column(cells: pd.DataFrame, col: int, first_row: int = 1) -> list[str]:
     return [("" if pd.isna(v) else str(v).strip()) for v in cells.iloc[first_row:, col]]
 
 
-def read_text_table(path: Path, sep: str | None, header: bool) -> pd.DataFrame:
-    """A delimited text table as raw string cells (``sep=None``: any whitespace)."""
+def read_text_table(path: Path, sep: str | None) -> pd.DataFrame:
+    """A delimited text table as raw string cells, header row included (``sep=None``: any whitespace)."""
     try:
         return pd.read_csv(path, sep=r"\s+" if sep is None else sep, header=None, dtype=str,
-                           skiprows=0, engine="python" if sep is None else "c", comment=None)
+                           engine="python" if sep is None else "c")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
         raise FormatError(f"{path.name}: not a readable table: {exc}") from exc
 

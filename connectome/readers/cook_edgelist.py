@@ -26,7 +26,7 @@ def sniff(path: Path) -> bool:
 
 
 def read(path: Path) -> list[RawConnectome]:
-    cells = read_text_table(path, sep=",", header=False)
+    cells = read_text_table(path, sep=",")
     cols = header_table(cells, path, "(text)", _COLUMNS)
     kinds = [k.lower() for k in text_column(cells, cols["type"])]
     unknown = sorted(set(kinds) - {"chemical", "electrical"})

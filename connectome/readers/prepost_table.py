@@ -47,7 +47,7 @@ def read(path: Path) -> list[RawConnectome]:
         tag = "xlsx"
     else:
         sheet = "(text)"
-        cells = read_text_table(path, sep=None, header=False)
+        cells = read_text_table(path, sep=None)
         tag = "tsv"
     cols = header_table(cells, path, sheet, _COLUMNS)
     kinds = [k.lower() for k in text_column(cells, cols["type"])]

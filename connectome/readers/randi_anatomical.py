@@ -30,7 +30,8 @@ def sniff(path: Path) -> bool:
         return False
     if path.suffix.lower() == ".json":
         with open(path, "rb") as fh:
-            return b'"chemical' in fh.read(64) or b'"electrical' in fh.read(64)
+            head = fh.read(64)
+        return b'"chemical' in head or b'"electrical' in head
     if path.suffix.lower() == ".h5":
         try:
             with h5py.File(path, "r") as f:

@@ -27,7 +27,7 @@ def sniff(path: Path) -> bool:
 
 
 def read(path: Path) -> list[RawConnectome]:
-    cells = read_text_table(path, sep="\t", header=False)
+    cells = read_text_table(path, sep="\t")
     if cells.shape[1] != 3:
         raise FormatError(f"{path.name}: expected 3 tab-separated columns (pre, post, count), found {cells.shape[1]}")
     m = re.search(r"wormwiring_(\w+)", path.stem, re.I)
