@@ -25,10 +25,12 @@ demo: install
 	$(BIN)/wormflow info $(OUT)/activity.zarr
 	$(BIN)/wormflow ingest connectome $(MIRROR)/connectome --store $(OUT)/connectome.zarr
 	COLUMNS=120 $(BIN)/wormflow info $(OUT)/connectome.zarr
+	$(BIN)/wormflow analyze tsnet --store $(OUT)/activity.zarr --out $(OUT)/analysis
 
 bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

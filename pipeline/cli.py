@@ -172,5 +172,76 @@ def validate(store) -> None:
     Console().print(f"{store}: valid")
 
 
+@main.group()
+def analyze() -> None:
+    """Run an analysis over an activity store (on a local Dask cluster)."""
+
+
+@analyze.command("tsnet")
+@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (tsnet.zarr, figures/).")
+@click.option("--construction", "constructions", multiple=True, default=("horizontal", "natural"),
+              show_default=True, type=click.Choice(["natural", "horizontal", "cycle", "recurrence"]))
+@click.option("--variable", default="calcium", show_default=True,
+              type=click.Choice(["calcium", "roi_calcium", "native_calcium"]),
+              help="calcium: labelled neurons on the grid; roi_calcium: every ROI, labelled or not.")
+@click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--workers", type=int, help="Dask worker processes (default: CPU count).")
+@click.option("--max-gap", default=0, show_default=True, type=int,
+              help="NaN runs up to this many samples are bridged linearly; longer ones split the trace.")
+@click.option("--metric", default=None, help="Metric of the heatmap (default: hvg_lambda, else path_length).")
+def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, workers, max_gap, metric) -> None:
+    """Visibility, cycle and recurrence networks of every trace, their metrics and figures."""
+    from analysis.tsnet import METRICS
+    from pipeline.analyze import tsnet_on_store
+    from pipeline.figures import degree_distributions, metric_heatmap
+
+    if metric is not None and metric not in METRICS:
+        raise click.BadParameter(f"{metric!r} is not one of {', '.join(METRICS)}", param_hint="--metric")
+    result = _or_exit(lambda: tsnet_on_store(store, out, constructions=constructions, variable=variable,
+                                             workers=workers, worms=worms, datasets=datasets, max_gap=max_gap),
+                      prefix="error", code=2)
+    figures = Path(out) / "figures"
+    made = [degree_distributions(result, figures / "tsnet_degree_distributions.png")]
+    shown = "horizontal" if "horizontal" in constructions else constructions[0]
+    metric = metric or ("hvg_lambda" if shown == "horizontal" else "path_length")
+    made.append(metric_heatmap(result, shown, metric, figures / f"tsnet_{shown}_{metric}.png"))
+    _tsnet_table(result, constructions)
+    for p in made:
+        Console().print(f"figure: {p}")
+    Console().print(f"metrics: {Path(out) / 'tsnet.zarr'}")
+
+
+def _tsnet_table(result, constructions) -> None:
+    import numpy as np
+
+    def median(v):
+        v = v[np.isfinite(v)]
+        return f"{np.median(v):.2f}" if v.size else ""
+
+    cols = {"<k>": "mean_degree", "C": "clustering", "L": "path_length", "Q": "modularity",
+            "λ": "hvg_lambda", "γ": "nvg_gamma"}
+    from rich import box
+
+    table = Table(title="median over traces", box=box.SIMPLE_HEAD, caption="n traces, <k> mean degree, C clustering, L mean path, "
+                  "Q modularity, λ HVG rate (iid: 0.405), γ NVG tail exponent")
+    for col in ("graph", "dataset", "n", *cols):
+        table.add_column(col, justify="left" if col in ("graph", "dataset") else "right",
+                         no_wrap=col in ("graph", "dataset"))
+    empty = []
+    for c in constructions:
+        for name in np.unique(result.dataset.values):
+            sub = result[c].isel(worm=result.dataset.values == name)
+            n = int(np.isfinite(sub.sel(metric="n_nodes")).sum())
+            if n == 0:
+                empty.append(str(name))
+                continue
+            table.add_row(c, str(name), str(n), *(median(sub.sel(metric=m).values.ravel()) for m in cols.values()))
+    Console().print(table)
+    if empty:
+        console.print(f"no traces in {', '.join(sorted(set(empty)))} (no labelled neurons? "
+                      "try --variable roi_calcium)")
+
 if __name__ == "__main__":
     main()

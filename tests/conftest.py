@@ -27,3 +27,17 @@ def mirror() -> Path:
 @pytest.fixture(scope="session")
 def flavell_files(mirror) -> list[Path]:
     return sorted((mirror / "activity" / "Dag2023").glob("*/*.h5"))
+
+
+@pytest.fixture(scope="session")
+def mirror_store(tmp_path_factory, mirror):
+    """Every activity file of the mirror ingested once through the CLI: (store, CliRunner result).
+
+    Tests must not modify it; copy it first."""
+    from click.testing import CliRunner
+
+    from pipeline.cli import main
+
+    store = tmp_path_factory.mktemp("s") / "mirror.zarr"
+    result = CliRunner().invoke(main, ["ingest", "activity", str(mirror / "activity"), "--store", str(store)])
+    return store, result

@@ -3,18 +3,10 @@
 import shutil
 
 import numpy as np
-import pytest
 from click.testing import CliRunner
 
 from activity import open_activity
 from pipeline.cli import main
-
-
-@pytest.fixture(scope="module")
-def mirror_store(tmp_path_factory, mirror):
-    store = tmp_path_factory.mktemp("s") / "mirror.zarr"
-    result = CliRunner().invoke(main, ["ingest", "activity", str(mirror / "activity"), "--store", str(store)])
-    return store, result
 
 
 def test_ingesting_the_whole_mirror_adds_every_worm_and_names_the_bad_files(mirror_store):
