@@ -25,12 +25,14 @@ demo: install
 	$(BIN)/wormflow info $(OUT)/activity.zarr
 	$(BIN)/wormflow ingest connectome $(MIRROR)/connectome --store $(OUT)/connectome.zarr
 	COLUMNS=120 $(BIN)/wormflow info $(OUT)/connectome.zarr
+	$(BIN)/wormflow export-nwb $(OUT)/activity.zarr --out $(OUT)/nwb --overwrite
 	$(BIN)/wormflow analyze tsnet --store $(OUT)/activity.zarr --out $(OUT)/analysis
 
 bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/nwb.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

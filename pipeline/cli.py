@@ -172,6 +172,51 @@ def validate(store) -> None:
     Console().print(f"{store}: valid")
 
 
+@main.command("export-nwb")
+@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for OUT/<dataset>/<worm>.nwb.")
+@click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable; default: every worm).")
+@click.option("--grid", is_flag=True, help="Also write the ROIs on the store's homogenized grid.")
+@click.option("--sex", type=click.Choice(["XX", "XO"]), default="XX", show_default=True,
+              help="Subject sex where the source does not record it.")
+@click.option("--overwrite", is_flag=True, help="Replace files that exist.")
+@click.option("--no-validate", is_flag=True, help="Skip pynwb validation and nwbinspector.")
+def export_nwb_cmd(store, out, worms, grid, sex, overwrite, no_validate) -> None:
+    """Write every worm of STORE as an NWB file in the C. elegans community layout."""
+    from activity.nwb import IGNORED_CHECKS, ExportParams
+    from pipeline.export import export_store
+
+    from activity.store import open_activity
+
+    n = len(worms) or int(_or_exit(open_activity, store, prefix="error", code=2).sizes["worm"])
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("exporting", total=n)
+        report = _or_exit(lambda: export_store(store, out, worms=worms, params=ExportParams(grid=grid, sex=sex),
+                                               overwrite=overwrite, validate=not no_validate,
+                                               on_worm=lambda w: progress.advance(task)),
+                          prefix="error", code=2)
+    table = Table(title=f"NWB files in {out}")
+    for col in ("worm", "file", "MB", "s", "checks"):
+        table.add_column(col, justify="right" if col in ("MB", "s") else "left")
+    bad = 0
+    for e in report.exported:
+        checks = "skipped" if no_validate else ("pass" if not e["problems"] else f"{len(e['problems'])} problem(s)")
+        bad += bool(e["problems"])
+        table.add_row(e["worm"], Path(e["path"]).name, f"{e['bytes'] / 1e6:.1f}", f"{e['seconds']:.1f}", checks)
+    Console().print(table)
+    if not no_validate:
+        Console().print("nwbinspector checks ignored on purpose: " + "; ".join(
+            f"{k} ({v})" for k, v in IGNORED_CHECKS.items()))
+    for e in report.exported:
+        for p in e["problems"]:
+            console.print(f"[red]{e['worm']}:[/red] {p}")
+    if report.failed:
+        _exit_if_failed(report.failed)
+    if bad:
+        sys.exit(1)
+
+
 @main.group()
 def analyze() -> None:
     """Run an analysis over an activity store (on a local Dask cluster)."""

@@ -17,6 +17,7 @@ behavioural ``States`` series) is refused with the list of what it does hold.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -142,12 +143,28 @@ def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
         data = data[:, None]
     t = _series_time(series, data.shape[0], path.name)
     labels = _community_labels(f, series, data.shape[1], path.name)
+    exported = _wormflow_provenance(f)
+    metadata = {"layout": "community", "series": series.name, "identifier": _text(f, "identifier"),
+                "session_start_time": _text(f, "session_start_time"), "lab": _text(f, "general/lab"),
+                "nwb_version": _attr(f, "nwb_version")}
+    if exported:
+        metadata["wormflow_export"] = exported
     return RawRecording(
-        source_file=str(path), worm_id=_text(f, "identifier") or path.stem, dataset=DATASET, format=FORMAT,
-        timestamps=t, traces=data, roi_labels=labels, behavior=_behavior(f, path.name),
-        metadata={"layout": "community", "series": series.name, "identifier": _text(f, "identifier"),
-                  "session_start_time": _text(f, "session_start_time"), "lab": _text(f, "general/lab"),
-                  "nwb_version": _attr(f, "nwb_version")})
+        source_file=str(path), worm_id=exported.get("worm_id") or _text(f, "identifier") or path.stem,
+        dataset=exported.get("dataset") or DATASET, format=FORMAT, timestamps=t, traces=data, roi_labels=labels,
+        behavior=_behavior(f, path.name), metadata=metadata)
+
+
+def _wormflow_provenance(f: h5py.File) -> dict:
+    """The provenance JSON wormflow's exporter writes into ``notes`` ({} for other files)."""
+    notes = _text(f, "general/notes")
+    if '"wormflow_version"' not in notes:
+        return {}
+    try:
+        value = json.loads(notes)
+    except json.JSONDecodeError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _read_legacy(f: h5py.File, path: Path) -> RawRecording | None:
