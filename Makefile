@@ -5,7 +5,9 @@ BIN := $(VENV)/bin
 MIRROR ?= $(if $(WORMFLOW_MIRROR),$(WORMFLOW_MIRROR),../shared/data)
 OUT ?= out
 
-.PHONY: install test demo bench clean
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install browser test demo bench clean
 
 $(BIN)/wormflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,24 +17,24 @@ $(BIN)/wormflow: pyproject.toml
 
 install: $(BIN)/wormflow
 
-test: install
+# Debian's chromium renders the pipeline report in a test.
+browser:
+	@command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+	  ($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null) || \
+	  echo "could not install chromium: the report test will fail (apt-get install chromium)"
+
+test: install browser
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python -m pytest -q tests
 
 demo: install
-	rm -rf $(OUT)/activity.zarr
-	$(BIN)/wormflow ingest activity $(MIRROR)/activity/Dag2023 $(MIRROR)/activity/Scholz2018 --store $(OUT)/activity.zarr
-	$(BIN)/wormflow validate $(OUT)/activity.zarr
-	$(BIN)/wormflow info $(OUT)/activity.zarr
-	$(BIN)/wormflow ingest connectome $(MIRROR)/connectome --store $(OUT)/connectome.zarr
-	COLUMNS=120 $(BIN)/wormflow info $(OUT)/connectome.zarr
-	$(BIN)/wormflow export-nwb $(OUT)/activity.zarr --out $(OUT)/nwb --overwrite
-	$(BIN)/wormflow analyze tsnet --store $(OUT)/activity.zarr --out $(OUT)/analysis
+	$(BIN)/wormflow run --workdir $(OUT) --mirror $(MIRROR)
 
 bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/nwb.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

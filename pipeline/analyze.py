@@ -37,9 +37,10 @@ def select_worms(ds, worms=None, datasets=None):
 
 def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizontal", "natural"),
                    variable: str = "calcium", workers: int | None = None, worms=None, datasets=None,
-                   k_max: int = 40, chunk: int = 32, progress: bool = True, **options):
-    """Network metrics of every trace in ``store`` through a local Dask cluster, written
-    atomically to ``out``/tsnet.zarr with provenance. Returns the computed Dataset."""
+                   k_max: int = 40, chunk: int = 32, progress: bool = True, client=None, **options):
+    """Network metrics of every trace in ``store`` through Dask (``client``, else a local
+    cluster of ``workers``), written atomically to ``out``/tsnet.zarr with provenance.
+    Returns the computed Dataset."""
     if variable not in TRACE_VARIABLES:
         raise WormflowError(f"--variable must be one of {', '.join(TRACE_VARIABLES)}, got {variable!r}")
     ds = select_worms(open_activity(store), worms, datasets)
@@ -49,8 +50,11 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
     da = da.chunk({"worm": 1, dim: -1, unit: chunk})
     lazy = tsnet.tsnet_metrics(da, constructions, dim=dim, k_max=k_max, **options)
     lazy["n_samples"] = da.count(dim).astype(np.int64)
-    with dask_client(workers):
+    if client is not None:
         result = compute_with_progress(lazy, show=progress)
+    else:
+        with dask_client(workers):
+            result = compute_with_progress(lazy, show=progress)
     result.attrs.update({
         "wormflow_analysis": "tsnet",
         "wormflow_version": wormflow_version(),
@@ -66,3 +70,16 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
     write_zarr_atomic(result, out / "tsnet.zarr")
     return result
 
+
+
+def tsnet_figures(result, figures: str | Path, constructions, metric: str | None = None) -> list[Path]:
+    """The degree distributions and a neuron-by-worm heatmap of ``metric`` (default: the HVG
+    rate when horizontal graphs were made, else the mean path length)."""
+    from pipeline.figures import degree_distributions, metric_heatmap
+
+    figures = Path(figures)
+    made = [degree_distributions(result, figures / "tsnet_degree_distributions.png")]
+    shown = "horizontal" if "horizontal" in constructions else constructions[0]
+    metric = metric or ("hvg_lambda" if shown == "horizontal" else "path_length")
+    made.append(metric_heatmap(result, shown, metric, figures / f"tsnet_{shown}_{metric}.png"))
+    return made

@@ -23,7 +23,7 @@ def _or_exit(fn, *args, prefix: str, code: int):
     try:
         return fn(*args)
     except WormflowError as exc:
-        console.print(f"[red]{prefix}:[/red] {exc}")
+        console.print(f"[red]{prefix}:[/red] {exc}", soft_wrap=True)
         sys.exit(code)
 
 
@@ -217,6 +217,82 @@ def export_nwb_cmd(store, out, worms, grid, sex, overwrite, no_validate) -> None
         sys.exit(1)
 
 
+@main.command("fetch")
+@click.argument("names", nargs=-1)
+@click.option("--dest", type=click.Path(path_type=Path), help="Folder to put the files in (same relative names).")
+@click.option("--mirror", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Local mirror to copy from (default: WORMFLOW_MIRROR; without one, files are downloaded).")
+@click.option("--list", "list_only", is_flag=True, help="List the registry (or the NAMES) and exit.")
+def fetch_cmd(names, dest, mirror, list_only) -> None:
+    """Fetch public raw files by registry NAME (a file or a folder such as activity/Dag2023; default: all)."""
+    from pipeline.registry import fetch, mirror_dir, select
+
+    entries = _or_exit(select, names, prefix="error", code=2)
+    if list_only:
+        table = Table(title=f"{len(entries)} registered file(s)")
+        for col in ("name", "MB", "licence", "source"):
+            table.add_column(col, justify="right" if col == "MB" else "left")
+        for e in entries:
+            table.add_row(e.name, f"{e.bytes / 1e6:.1f}", e.license, f"{e.source_repo}@{e.commit[:8]}")
+        Console().print(table)
+        return
+    if dest is None:
+        raise click.UsageError("--dest is required (or pass --list)")
+    where = mirror_dir(mirror)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("from mirror" if where else "downloading", total=len(entries))
+        done, failed = fetch(entries, dest, mirror=where, on_file=lambda e: progress.advance(task))
+    Console().print(f"{len(done)} file(s) in {dest}")
+    if failed:
+        for name, err in failed:
+            console.print(f"[red]failed:[/red] {err}")
+        sys.exit(1)
+
+
+@main.command("run")
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--workdir", type=click.Path(path_type=Path), help="Output folder (default: the config's, else out).")
+@click.option("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 (default: DASK_SCHEDULER_ADDRESS, "
+                                  "else a local cluster).")
+@click.option("--workers", type=int, help="Workers of the local cluster (default: CPU count).")
+@click.option("--mirror", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Local mirror for registry sources (default: WORMFLOW_MIRROR; else they are downloaded).")
+@click.option("--wait", is_flag=True, help="If another run holds the workdir, wait for it instead of stopping.")
+def run_cmd(config, workdir, scheduler, workers, mirror, wait) -> None:
+    """Run every stage of CONFIG (default: the built-in run on the mirror's sample data)."""
+    from pipeline.config import load_config
+    from pipeline.run import run_pipeline
+
+    cfg = _or_exit(load_config, config, prefix="config error", code=2)
+    workdir = workdir or Path(cfg.workdir or "out")
+    if cfg.workdir and config and not Path(cfg.workdir).is_absolute() and workdir == Path(cfg.workdir):
+        workdir = cfg.base / cfg.workdir
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        def stage_bar(name, total):
+            task = progress.add_task(name, total=total)
+            return lambda: progress.advance(task)
+
+        result = _or_exit(lambda: run_pipeline(cfg, workdir, scheduler=scheduler, workers=workers, mirror=mirror,
+                                               wait=wait, progress=stage_bar), prefix="error", code=2)
+    out = Console()
+    out.print(f"wormflow run in {result.workdir} ({result.workers} worker(s) at {result.scheduler})", soft_wrap=True)
+    table = Table()
+    for col in ("stage", "status", "seconds", "detail"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for s in result.stages:
+        colour = {"failed": "red", "cached": "cyan", "skipped": "yellow"}.get(s.status, "green")
+        table.add_row(s.name, f"[{colour}]{s.status}[/{colour}]", f"{s.seconds:.1f}", s.detail)
+    out.print(table)
+    report = result.workdir / "report" / "index.html"
+    if report.exists():
+        out.print(f"report: {report}", soft_wrap=True)
+    out.print(f"log: {result.log_file}", soft_wrap=True)
+    if result.failures:
+        _exit_if_failed([(f["file"] or f["stage"], f"[{f['stage']}] {f['error']}") for f in result.failures])
+
+
 @main.group()
 def analyze() -> None:
     """Run an analysis over an activity store (on a local Dask cluster)."""
@@ -239,19 +315,14 @@ def analyze() -> None:
 def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, workers, max_gap, metric) -> None:
     """Visibility, cycle and recurrence networks of every trace, their metrics and figures."""
     from analysis.tsnet import METRICS
-    from pipeline.analyze import tsnet_on_store
-    from pipeline.figures import degree_distributions, metric_heatmap
+    from pipeline.analyze import tsnet_figures, tsnet_on_store
 
     if metric is not None and metric not in METRICS:
         raise click.BadParameter(f"{metric!r} is not one of {', '.join(METRICS)}", param_hint="--metric")
     result = _or_exit(lambda: tsnet_on_store(store, out, constructions=constructions, variable=variable,
                                              workers=workers, worms=worms, datasets=datasets, max_gap=max_gap),
                       prefix="error", code=2)
-    figures = Path(out) / "figures"
-    made = [degree_distributions(result, figures / "tsnet_degree_distributions.png")]
-    shown = "horizontal" if "horizontal" in constructions else constructions[0]
-    metric = metric or ("hvg_lambda" if shown == "horizontal" else "path_length")
-    made.append(metric_heatmap(result, shown, metric, figures / f"tsnet_{shown}_{metric}.png"))
+    made = tsnet_figures(result, Path(out) / "figures", constructions, metric)
     _tsnet_table(result, constructions)
     for p in made:
         Console().print(f"figure: {p}")

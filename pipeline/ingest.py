@@ -37,14 +37,21 @@ def sha256_of(path: Path, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+# Files with these extensions under a folder are taken even when no reader recognises
+# them, so that a damaged recording fails with its cause instead of being passed over.
+RECORDING_SUFFIXES = {".h5", ".hdf5", ".nwb", ".mat"}
+
+
 def discover(paths: Iterable[str | Path], format: str | None = None) -> list[Path]:
-    """Files named directly, plus every file under named folders that a reader recognises."""
+    """Files named directly, plus every file under named folders that a reader recognises
+    (or that looks like a recording by its extension)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(x for x in p.rglob("*") if x.is_file()):
                 names = detect(f)
-                if names and (format is None or format in names):
+                if (names and (format is None or format in names)) or (
+                        not names and f.suffix.lower() in RECORDING_SUFFIXES):
                     out.append(f)
         else:
             out.append(p)

@@ -27,6 +27,9 @@ def write_zarr_atomic(ds: xr.Dataset, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     recover(path)
+    for stale in path.parent.glob(f".{path.name}.staging-*"):
+        if not _alive(stale.name.rsplit("-", 1)[-1]):     # left by a killed writer
+            shutil.rmtree(stale, ignore_errors=True)
     staging = path.with_name(f".{path.name}.staging-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -37,6 +40,16 @@ def write_zarr_atomic(ds: xr.Dataset, path: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
+
+
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_result(path: str | Path) -> xr.Dataset:

@@ -1,0 +1,429 @@
+"""`wormflow run`: every stage of a configuration as Dask tasks, resumable and idempotent.
+
+Workdir layout::
+
+    activity.zarr  connectome.zarr  nwb/<dataset>/<worm>.nwb  analysis/tsnet.zarr
+    analysis/figures/*.png  report/index.html  failures.json  logs/run-*.log
+    .wormflow/run.lock  .wormflow/cache/ingest/<key>/  .wormflow/done/<stage>/<key>.json
+
+Every task's output is keyed by the sha256 of its inputs, its parameters and the wormflow
+version. A task whose done-record exists is skipped, so a rerun reuses finished work and
+a run killed at any point resumes to the same outputs: each output is written under a
+temporary name and moved into place before its done-record is written.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+from activity.store import wormflow_version
+from connectome.atomic import swap_in
+from connectome.errors import WormflowError
+from pipeline.config import Config
+from pipeline.registry import mirror_dir, select, verify
+
+log = logging.getLogger("wormflow.run")
+
+
+class RunLocked(WormflowError):
+    """Another run holds the workdir."""
+
+
+@dataclass
+class StageResult:
+    name: str
+    status: str = "done"            # done | cached | failed | skipped
+    seconds: float = 0.0
+    outputs: list[str] = field(default_factory=list)
+    detail: str = ""
+
+
+@dataclass
+class RunResult:
+    workdir: Path
+    stages: list[StageResult] = field(default_factory=list)
+    failures: list[dict] = field(default_factory=list)     # file, stage, error
+    log_file: Path | None = None
+    workers: int = 0
+    scheduler: str = ""
+
+
+def digest(*parts) -> str:
+    """Stable key of JSON-able parts."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+def _write_json_atomic(path: Path, value) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+class Workdir:
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        self.meta = self.root / ".wormflow"
+
+    def done_path(self, stage: str, key: str) -> Path:
+        return self.meta / "done" / stage / f"{key}.json"
+
+    def done(self, stage: str, key: str) -> dict | None:
+        p = self.done_path(stage, key)
+        if not p.is_file():
+            return None
+        record = json.loads(p.read_text())
+        return record if all(Path(o).exists() for o in record.get("outputs", [])) else None
+
+    def mark_done(self, stage: str, key: str, record: dict) -> None:
+        _write_json_atomic(self.done_path(stage, key), record)
+
+    @contextmanager
+    def lock(self, wait: bool = False):
+        self.meta.mkdir(parents=True, exist_ok=True)
+        path = self.meta / "run.lock"
+        fh = open(path, "a+")
+        try:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "unknown"
+                raise RunLocked(f"{self.root}: another wormflow run is using this workdir ({holder}); "
+                                "wait for it to finish (or pass --wait), or stop it") from None
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
+            fh.flush()
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+
+# ---------------------------------------------------------------- sources
+
+def resolve_sources(config: Config, kind: str, workdir: Workdir, mirror: Path | None) -> list[dict]:
+    """Paths (with format/dataset) of the sources of ``kind``; registry names are checksum-
+    verified in the mirror, or fetched into WORKDIR/raw without one."""
+    from pipeline.registry import fetch
+
+    out = []
+    for s in config.sources:
+        if s.kind != kind:
+            continue
+        if s.path:
+            p = Path(s.path)
+            out.append({"path": p if p.is_absolute() else config.base / p, "format": s.format, "dataset": s.dataset})
+            continue
+        entries = select([s.name])
+        if mirror is not None:
+            for e in entries:
+                verify(e, mirror / e.name)
+            root = mirror
+        else:
+            _, failed = fetch(entries, workdir.root / "raw")
+            if failed:
+                raise WormflowError("; ".join(err for _, err in failed))
+            root = workdir.root / "raw"
+        out.append({"path": root / s.name, "format": s.format, "dataset": s.dataset})
+    return out
+
+
+# ---------------------------------------------------------------- tasks (run on Dask workers)
+
+def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_json: str, cache: str) -> dict:
+    """Read and homogenize one file into the cache folder (skipped when already there)."""
+    from activity.homogenize import HomogenizeParams, homogenize
+    from activity.readers import read_recordings
+    from pipeline.ingest import dataset_name, sha256_of
+    from pipeline.storage import write_zarr_atomic
+
+    cache_dir = Path(cache)
+    record_path = cache_dir / "done.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    try:
+        params = HomogenizeParams(**json.loads(params_json))
+        worms = []
+        for i, rec in enumerate(read_recordings(Path(path), format=fmt)):
+            rec.dataset = dataset or dataset_name(Path(path), rec.dataset)
+            ds = homogenize(rec, params)
+            write_zarr_atomic(ds, cache_dir / f"worm{i}.zarr")
+            worms.append({"worm_id": rec.worm_id, "dataset": rec.dataset, "zarr": str(cache_dir / f"worm{i}.zarr"),
+                          "extra": {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}})
+    except WormflowError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:  # a bad file fails alone
+        return {"error": f"{Path(path).name}: internal error {type(exc).__name__}: {exc}"}
+    record = {"file": path, "worms": worms}
+    _write_json_atomic(record_path, record)
+    return record
+
+
+def connectome_task(paths: list[str], build: str) -> dict:
+    from pipeline.connectome_ingest import ingest_connectomes
+
+    report = ingest_connectomes(paths, build)
+    return {"sources": report.sources, "failed": report.failed, "built": Path(build).exists()}
+
+
+def export_task(store: str, worm: str, path: str, params: dict, validate: bool) -> dict:
+    from activity.nwb import ExportParams, build_nwbfile, check_nwb, worm_record, write_nwb
+    from activity.store import open_activity
+
+    try:
+        t0 = time.perf_counter()
+        out = write_nwb(build_nwbfile(worm_record(open_activity(store), worm), ExportParams(**params),
+                                      wormflow_version()), path, overwrite=True)
+        problems = check_nwb(out) if validate else []
+        return {"path": str(out), "problems": problems, "seconds": time.perf_counter() - t0}
+    except WormflowError as exc:
+        return {"error": str(exc)}
+    except Exception as exc:
+        return {"error": f"{worm}: internal error {type(exc).__name__}: {exc}"}
+
+
+# ---------------------------------------------------------------- stages
+
+class Runner:
+    def __init__(self, config: Config, workdir: Workdir, client, mirror: Path | None,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None):
+        self.config, self.wd, self.client, self.mirror = config, workdir, client, mirror
+        self.progress = progress or (lambda name, total: (lambda: None))
+        self.failures: list[dict] = []
+        self.version = wormflow_version()
+        self.store_key: str | None = None
+
+    def fail(self, stage: str, file: str, error: str) -> None:
+        log.error("%s: %s: %s", stage, file, error)
+        self.failures.append({"file": file, "stage": stage, "error": error})
+
+    def _gather(self, stage: str, futures: list):
+        from distributed import as_completed
+
+        tick = self.progress(stage, len(futures))
+        for _ in as_completed(futures):
+            tick()
+        return [f.result() for f in futures]
+
+    def ingest_activity(self, params: dict) -> StageResult:
+        from activity.homogenize import HomogenizeParams
+        from activity.readers.flavell_h5 import find_labels_file
+        from activity.store import StoreWriter
+        from pipeline.ingest import discover, sha256_of
+
+        hp = HomogenizeParams(**params)
+        jobs = []
+        for src in resolve_sources(self.config, "activity", self.wd, self.mirror):
+            for path in discover([src["path"]], src["format"]):
+                labels = find_labels_file(path) if path.is_file() else None
+                key = digest("ingest", sha256_of(path), sha256_of(labels) if labels else "", src["format"],
+                             src["dataset"], hp.to_json(), self.version)
+                jobs.append((path, src, key))
+        futures = [self.client.submit(ingest_file_task, str(p), s["format"], s["dataset"], hp.to_json(),
+                                      str(self.wd.meta / "cache" / "ingest" / k), key=f"ingest-{k}", pure=False)
+                   for p, s, k in jobs]
+        results = self._gather("ingest activity", futures)
+        good = []
+        for (path, _, key), res in zip(jobs, results):
+            if "error" in res:
+                self.fail("ingest_activity", str(path), res["error"])
+            else:
+                good.append((path, key, res))
+        store = self.wd.root / "activity.zarr"
+        self.store_key = digest("store", [k for _, k, _ in good], hp.to_json(), self.version)
+        if not good:
+            return StageResult("ingest_activity", "failed", detail="no file could be read")
+        if self.wd.done("ingest_activity", self.store_key):
+            return StageResult("ingest_activity", "cached", outputs=[str(store)], detail=f"{len(good)} file(s)")
+        self._build_store(store, hp, good, StoreWriter)
+        self.wd.mark_done("ingest_activity", self.store_key, {"outputs": [str(store)], "files": [str(p) for p, _, _ in good]})
+        return StageResult("ingest_activity", outputs=[str(store)], detail=f"{len(good)} file(s)")
+
+    def _build_store(self, store: Path, hp, good, writer_cls) -> None:
+        import xarray as xr
+
+        from pipeline.ingest import sha256_of
+
+        build = self.wd.meta / "build" / "activity.zarr"
+        shutil.rmtree(build, ignore_errors=True)
+        build.parent.mkdir(parents=True, exist_ok=True)
+        inputs, names = [], set()
+        with writer_cls(build, hp) as writer:
+            for path, _, res in good:
+                sha = sha256_of(path)
+                for w in res["worms"]:
+                    ds = xr.open_zarr(w["zarr"], zarr_format=3, consolidated=True).load()
+                    name = f"{w['dataset']}/{w['worm_id']}"
+                    if name in names:
+                        name = f"{name}~{sha[:8]}"
+                    writer.append(ds, sha, name, w["extra"])
+                    names.add(name)
+                inputs.append({"file": str(path), "sha256": sha})
+            writer.provenance = {"last_ingest": {"inputs": inputs, "wormflow_version": self.version,
+                                                 "params": hp.to_json()}}
+        swap_in(build, store)
+
+    def ingest_connectome(self, params: dict) -> StageResult:
+        from pipeline.connectome_ingest import discover_connectomes
+        from pipeline.ingest import sha256_of
+
+        paths = [s["path"] for s in resolve_sources(self.config, "connectome", self.wd, self.mirror)]
+        if not paths:
+            return StageResult("ingest_connectome", "skipped", detail="no connectome sources")
+        files, _ = discover_connectomes(paths)
+        key = digest("connectome", sorted((str(f), sha256_of(f)) for f in files), self.version)
+        store = self.wd.root / "connectome.zarr"
+        record = self.wd.done("ingest_connectome", key)
+        if record:
+            for f, err in record.get("failed", []):
+                self.fail("ingest_connectome", f, err)
+            return StageResult("ingest_connectome", "cached", outputs=[str(store)])
+        build = self.wd.meta / "build" / "connectome.zarr"
+        shutil.rmtree(build, ignore_errors=True)
+        build.parent.mkdir(parents=True, exist_ok=True)
+        tick = self.progress("ingest connectome", 1)
+        res = self.client.submit(connectome_task, [str(p) for p in paths], str(build), pure=False).result()
+        tick()
+        for f, err in res["failed"]:
+            self.fail("ingest_connectome", f, err)
+        if not res["built"]:
+            return StageResult("ingest_connectome", "failed", detail="no connectome file could be read")
+        swap_in(build, store)
+        self.wd.mark_done("ingest_connectome", key, {"outputs": [str(store)], "failed": res["failed"]})
+        return StageResult("ingest_connectome", outputs=[str(store)], detail=f"{len(res['sources'])} source(s)")
+
+    def export_nwb(self, params: dict) -> StageResult:
+        from activity.store import open_activity
+        from pipeline.export import nwb_path
+
+        store = self.wd.root / "activity.zarr"
+        ds = open_activity(store)
+        export = {k: params[k] for k in ("grid", "sex")}
+        todo, outputs, cached = [], [], 0
+        for worm, sha in zip(ds.worm.values.tolist(), ds.source_sha256.values.tolist()):
+            key = digest("nwb", worm, sha, ds.attrs.get("homogenize_params"), export, params["validate"], self.version)
+            path = nwb_path(self.wd.root / "nwb", worm)
+            if self.wd.done("export_nwb", key):
+                cached += 1
+                outputs.append(str(path))
+            else:
+                todo.append((worm, key, path))
+        futures = [self.client.submit(export_task, str(store), w, str(p), export, params["validate"],
+                                      key=f"nwb-{k}", pure=False) for w, k, p in todo]
+        for (worm, key, path), res in zip(todo, self._gather("export NWB", futures)):
+            if "error" in res:
+                self.fail("export_nwb", worm, res["error"])
+            elif res["problems"]:
+                self.fail("export_nwb", worm, "; ".join(res["problems"]))
+            else:
+                outputs.append(str(path))
+                self.wd.mark_done("export_nwb", key, {"outputs": [str(path)], "worm": worm})
+        status = "cached" if not todo else "done"
+        return StageResult("export_nwb", status, outputs=outputs, detail=f"{len(outputs)} file(s), {cached} cached")
+
+    def tsnet(self, params: dict) -> StageResult:
+        from pipeline.analyze import tsnet_figures, tsnet_on_store
+
+        out = self.wd.root / "analysis"
+        key = digest("tsnet", self.store_key, params, self.version)
+        record = self.wd.done("tsnet", key)
+        if record:
+            return StageResult("tsnet", "cached", outputs=record["outputs"])
+        tick = self.progress("tsnet", 1)
+        result = tsnet_on_store(self.wd.root / "activity.zarr", out, constructions=tuple(params["constructions"]),
+                                variable=params["variable"], max_gap=params["max_gap"], client=self.client,
+                                progress=False)
+        figures = tsnet_figures(result, out / "figures", tuple(params["constructions"]))
+        tick()
+        outputs = [str(out / "tsnet.zarr"), *map(str, figures)]
+        self.wd.mark_done("tsnet", key, {"outputs": outputs})
+        return StageResult("tsnet", outputs=outputs)
+
+
+def _client(scheduler: str | None, workers: int | None):
+    from distributed import Client, LocalCluster
+
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        return Client(address), None
+    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster), cluster
+
+
+def _start_log(wd: Workdir) -> tuple[Path, logging.Handler]:
+    logs = wd.root / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"run-{datetime.now().strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("wormflow")
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    return path, handler
+
+
+def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None = None, workers: int | None = None,
+                 mirror: str | Path | None = None, wait: bool = False,
+                 progress: Callable[[str, int], Callable[[], None]] | None = None) -> RunResult:
+    """Run every enabled stage of ``config`` in ``workdir``; see the module doc."""
+    wd = Workdir(workdir)
+    wd.root.mkdir(parents=True, exist_ok=True)
+    with wd.lock(wait=wait):
+        log_file, handler = _start_log(wd)
+        result = RunResult(wd.root, log_file=log_file)
+        client, cluster = _client(scheduler, workers)
+        try:
+            result.scheduler = client.scheduler.address
+            result.workers = len(client.scheduler_info()["workers"])
+            log.info("run of %s in %s on %s (%d workers), wormflow %s", config.origin, wd.root,
+                     result.scheduler, result.workers, wormflow_version())
+            log.info("configuration: %s", config.to_json())
+            runner = Runner(config, wd, client, mirror_dir(mirror), progress)
+            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet"):
+                if name not in config.stages:
+                    continue
+                if name in ("export_nwb", "tsnet") and not (wd.root / "activity.zarr").exists():
+                    result.stages.append(StageResult(name, "skipped", detail="no activity store"))
+                    continue
+                t0 = time.perf_counter()
+                try:
+                    stage = getattr(runner, name)(config.stages[name])
+                except WormflowError as exc:
+                    runner.fail(name, "", str(exc))
+                    stage = StageResult(name, "failed", detail=str(exc))
+                except Exception as exc:  # a stage's crash must not lose the others
+                    log.exception("stage %s crashed", name)
+                    runner.fail(name, "", f"internal error {type(exc).__name__}: {exc}")
+                    stage = StageResult(name, "failed", detail=f"{type(exc).__name__}: {exc}")
+                stage.seconds = time.perf_counter() - t0
+                log.info("stage %s: %s in %.1f s %s", name, stage.status, stage.seconds, stage.detail)
+                result.stages.append(stage)
+            result.failures = runner.failures
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+        _write_json_atomic(wd.root / "failures.json", result.failures)
+        if "report" in config.stages:
+            from pipeline.report import write_report
+
+            t0 = time.perf_counter()
+            path = write_report(wd.root, config, result)
+            result.stages.append(StageResult("report", outputs=[str(path)], seconds=time.perf_counter() - t0))
+        logging.getLogger("wormflow").removeHandler(handler)
+        handler.close()
+    return result
