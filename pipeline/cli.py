@@ -293,6 +293,25 @@ def run_cmd(config, workdir, scheduler, workers, mirror, wait) -> None:
         _exit_if_failed([(f["file"] or f["stage"], f"[{f['stage']}] {f['error']}") for f in result.failures])
 
 
+@main.command("publish")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "to", required=True, type=click.Path(path_type=Path), help="Folder for the dataset folders.")
+@click.option("--repo-id", help="Push to the Hub: ORG/NAME (a workdir's collections go to ORG/NAME-<collection>).")
+@click.option("--private", is_flag=True, help="Create the Hub repositories as private.")
+def publish_cmd(path, to, repo_id, private) -> None:
+    """Build HuggingFace dataset folders (Parquet + card) from a workdir or a store; optionally push them."""
+    from pipeline.publish import publish
+
+    cols = _or_exit(lambda: publish(path, to, repo_id=repo_id, private=private), prefix="error", code=2)
+    table = Table(title=f"published to {to}")
+    for col in ("collection", "configs (rows)", "MB", "pushed to"):
+        table.add_column(col)
+    for c in cols:
+        size = sum(p.stat().st_size for p in c.folder.rglob("*") if p.is_file()) / 1e6
+        table.add_row(c.name, ", ".join(f"{k} ({n})" for k, n in c.rows.items()), f"{size:.1f}", c.pushed_to or "-")
+    Console().print(table)
+
+
 @main.group()
 def analyze() -> None:
     """Run an analysis over an activity store (on a local Dask cluster)."""

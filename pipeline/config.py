@@ -24,6 +24,9 @@ validate = true
 constructions = ["horizontal", "natural"]
 variable = "calcium"                         # calcium | roi_calcium | native_calcium
 max_gap = 0
+[stages.publish]
+to = "published"                             # WORKDIR/published/<collection>/ (Hub folders)
+repo_id = ""                                 # ORG/NAME: also push (token from HF_TOKEN or login)
 [stages.report]
 ```
 
@@ -40,7 +43,7 @@ from pathlib import Path
 
 from connectome.errors import WormflowError
 
-STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "report")
+STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report")
 
 
 class ConfigError(WormflowError):
@@ -72,6 +75,8 @@ _STAGE_KEYS = {
         "variable": _choice("calcium", "roi_calcium", "native_calcium"),
         "max_gap": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0), "an integer >= 0"),
     },
+    "publish": {"to": ((lambda v: isinstance(v, str) and bool(v)), "a folder name or path"),
+                "repo_id": ((lambda v: isinstance(v, str)), "'' or ORG/NAME"), "private": _BOOL},
     "report": {},
 }
 _DEFAULTS = {
@@ -79,6 +84,7 @@ _DEFAULTS = {
     "ingest_connectome": {},
     "export_nwb": {"grid": False, "validate": True, "sex": "XX"},
     "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},
+    "publish": {"to": "published", "repo_id": "", "private": False},
     "report": {},
 }
 _SOURCE_KEYS = {"kind", "name", "path", "format", "dataset"}

@@ -90,6 +90,15 @@ def write_report(root: Path, config, result) -> Path:
     if nwb:
         sections.append("<h2>NWB files</h2>" + _table(
             ("file", "MB"), [(str(p.relative_to(root)), f"{p.stat().st_size / 1e6:.1f}") for p in nwb]))
+    pub = root / "published"
+    if pub.exists():
+        rows = []
+        for folder in sorted(p for p in pub.iterdir() if p.is_dir()):
+            files = list(folder.rglob("*.parquet"))
+            configs = sorted({f.parent.name for f in files})
+            rows.append((str(folder.relative_to(root)), ", ".join(configs), len(files),
+                         f"{sum(f.stat().st_size for f in files) / 1e6:.1f}"))
+        sections.append("<h2>Published datasets</h2>" + _table(("folder", "configs", "parquet files", "MB"), rows))
     pngs = sorted((root / "analysis" / "figures").glob("*.png")) if (root / "analysis" / "figures").exists() else []
     if pngs:
         body = []

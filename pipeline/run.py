@@ -205,6 +205,7 @@ class Runner:
         self.failures: list[dict] = []
         self.version = wormflow_version()
         self.store_key: str | None = None
+        self.keys: dict[str, str] = {}
 
     def fail(self, stage: str, file: str, error: str) -> None:
         log.error("%s: %s: %s", stage, file, error)
@@ -285,6 +286,7 @@ class Runner:
             return StageResult("ingest_connectome", "skipped", detail="no connectome sources")
         files, _ = discover_connectomes(paths)
         key = digest("connectome", sorted((str(f), sha256_of(f)) for f in files), self.version)
+        self.keys["ingest_connectome"] = key
         store = self.wd.root / "connectome.zarr"
         record = self.wd.done("ingest_connectome", key)
         if record:
@@ -339,6 +341,7 @@ class Runner:
 
         out = self.wd.root / "analysis"
         key = digest("tsnet", self.store_key, params, self.version)
+        self.keys["tsnet"] = key
         record = self.wd.done("tsnet", key)
         if record:
             return StageResult("tsnet", "cached", outputs=record["outputs"])
@@ -351,6 +354,24 @@ class Runner:
         outputs = [str(out / "tsnet.zarr"), *map(str, figures)]
         self.wd.mark_done("tsnet", key, {"outputs": outputs})
         return StageResult("tsnet", outputs=outputs)
+
+
+    def publish(self, params: dict) -> StageResult:
+        from pipeline.publish import publish
+
+        to = Path(params["to"])
+        to = to if to.is_absolute() else self.wd.root / to
+        key = digest("publish", self.store_key, self.keys, params, self.version)
+        record = self.wd.done("publish", key)
+        if record:
+            return StageResult("publish", "cached", outputs=record["outputs"])
+        tick = self.progress("publish", 1)
+        cols = publish(self.wd.root, to, repo_id=params["repo_id"] or None, private=params["private"])
+        tick()
+        outputs = [str(c.folder) for c in cols]
+        self.wd.mark_done("publish", key, {"outputs": outputs})
+        return StageResult("publish", outputs=outputs, detail=", ".join(f"{c.name} ({sum(c.rows.values())} rows)"
+                                                                          for c in cols))
 
 
 def _client(scheduler: str | None, workers: int | None):
@@ -393,7 +414,7 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                      result.scheduler, result.workers, wormflow_version())
             log.info("configuration: %s", config.to_json())
             runner = Runner(config, wd, client, mirror_dir(mirror), progress)
-            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet"):
+            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish"):
                 if name not in config.stages:
                     continue
                 if name in ("export_nwb", "tsnet") and not (wd.root / "activity.zarr").exists():

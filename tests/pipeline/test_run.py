@@ -103,7 +103,7 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
     result = CliRunner().invoke(main, ["run", str(broken), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2 and "broken.toml: not valid TOML" in result.output
     ok = load_config(None)
-    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "report"}
+    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report"}
 
 
 # ---------------------------------------------------------------- fetch
@@ -241,19 +241,21 @@ def test_the_default_pipeline_runs_every_stage_on_an_external_scheduler(default_
     workdir, result, _ = default_run
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 worker(s) at tcp://127.0.0.1" in result.stdout
-    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "report"):
+    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report"):
         assert stage in result.stdout
     assert json.loads((workdir / "failures.json").read_text()) == []
     assert open_activity(workdir / "activity.zarr").sizes["worm"] == 8
     assert len(list((workdir / "nwb").rglob("*.nwb"))) == 8
     assert open_result(workdir / "analysis" / "tsnet.zarr").sizes["worm"] == 8
+    assert sorted(p.name for p in (workdir / "published").iterdir()) == ["activity", "analysis", "connectome"]
 
 
 def test_a_second_run_reuses_everything(default_run):
     workdir, _, again = default_run
     assert again.returncode == 0
-    lines = [ln for ln in again.stdout.splitlines() if any(s in ln for s in ("ingest_", "export_nwb", "tsnet"))]
-    assert len(lines) == 4 and all("cached" in ln for ln in lines)
+    lines = [ln for ln in again.stdout.splitlines()
+             if any(s in ln for s in ("ingest_", "export_nwb", "tsnet", "publish"))]
+    assert len(lines) == 5 and all("cached" in ln for ln in lines)
 
 
 def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, tmp_path):
