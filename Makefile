@@ -33,6 +33,7 @@ bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py
+	$(BIN)/python bench/ntf.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/nwb.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/publish.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/pipeline.py
