@@ -39,40 +39,20 @@ class NTFResult:
 
 
 class _Ops:
-    """The handful of array operations HALS needs, kept in one place so that another array
-    library (torch, for GPUs) can stand in for numpy later without touching the algorithm."""
+    """The array operations HALS needs, kept in one place so that another array library
+    (torch, for GPUs) can stand in for numpy later without touching the algorithm."""
 
     def __init__(self, backend: str):
         if backend != "numpy":
             raise ValueError(f"backend must be 'numpy' (a torch backend is not available yet), got {backend!r}")
-        self.xp = np
 
     @staticmethod
     def asarray(x):
         return np.asarray(x, dtype=np.float64)
 
     @staticmethod
-    def to_numpy(x) -> np.ndarray:
-        return np.asarray(x)
-
-    @staticmethod
     def clip(x, lo):
         return np.maximum(x, lo)
-
-    @staticmethod
-    def where(m, a, b):
-        return np.where(m, a, b)
-
-    @staticmethod
-    def norm(x) -> float:
-        return float(np.linalg.norm(x.reshape(-1)))
-
-
-def _reconstruct(factors, ops: _Ops):
-    a, b, c = factors
-    r = a.shape[1]
-    ab = (a[:, None, :] * b[None, :, :]).reshape(-1, r)      # (I*J, R)
-    return (ab @ c.T).reshape(a.shape[0], b.shape[0], c.shape[0])
 
 
 def _init(shape, rank: int, init: str, seed: int, x: np.ndarray, observed, mean: float, ops: _Ops):
