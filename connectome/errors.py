@@ -27,3 +27,11 @@ class StoreError(WormflowError):
 
 class LabelError(WormflowError):
     """A neuron label could not be used the way it was asked for."""
+
+
+def failure_message(subject: str, exc: BaseException) -> str:
+    """One line for a failure that must not stop a batch: a WormflowError's own message
+    (it names the file and cause), anything else as an internal error of ``subject``."""
+    if isinstance(exc, WormflowError):
+        return str(exc)
+    return f"{subject}: internal error {type(exc).__name__}: {exc}"

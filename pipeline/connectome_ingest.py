@@ -10,7 +10,7 @@ import numpy as np
 
 from activity.store import wormflow_version
 from connectome.build import build
-from connectome.errors import WormflowError
+from connectome.errors import WormflowError, failure_message
 from connectome.readers import COMPANIONS, read_connectome
 from connectome.store import open_connectome, write_connectome
 from pipeline.ingest import sha256_of
@@ -58,10 +58,8 @@ def ingest_connectomes(paths: Iterable[str | Path], store: str | Path, format: s
                 if built.unknown:
                     report.notes.append(f"{raw.source}: names that are neither registry neurons nor known "
                                         f"cells, kept in the edge table only: {', '.join(built.unknown)}")
-        except WormflowError as exc:
-            report.failed.append((str(path), str(exc)))
         except Exception as exc:  # one bad file must not stop the batch
-            report.failed.append((str(path), f"{path.name}: internal error {type(exc).__name__}: {exc}"))
+            report.failed.append((str(path), failure_message(path.name, exc)))
         if on_file is not None:
             on_file(path)
     if items:

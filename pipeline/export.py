@@ -25,6 +25,19 @@ def nwb_path(out: Path, worm: str) -> Path:
     return Path(out) / safe(dataset) / f"{safe(worm_id or dataset)}.nwb"
 
 
+def export_one(ds, worm: str, path: Path, params: ExportParams, version: str, *, validate: bool = True,
+               overwrite: bool = False) -> dict:
+    """Export one worm of an opened store and check the file: worm, path, seconds, bytes, problems."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ExportError(f"{path} exists; pass --overwrite to replace it")
+    t0 = time.perf_counter()
+    write_nwb(build_nwbfile(worm_record(ds, worm), params, version), path, overwrite=overwrite)
+    seconds = time.perf_counter() - t0
+    return {"worm": worm, "path": str(path), "seconds": seconds, "bytes": path.stat().st_size,
+            "problems": check_nwb(path) if validate else []}
+
+
 def export_store(store: str | Path, out: str | Path, *, worms=None, params: ExportParams = ExportParams(),
                  overwrite: bool = False, validate: bool = True,
                  on_worm: Callable[[str], None] | None = None) -> ExportReport:
@@ -39,14 +52,8 @@ def export_store(store: str | Path, out: str | Path, *, worms=None, params: Expo
     for worm in chosen:
         path = nwb_path(Path(out), worm)
         try:
-            if path.exists() and not overwrite:
-                raise ExportError(f"{path} exists; pass --overwrite to replace it")
-            t0 = time.perf_counter()
-            write_nwb(build_nwbfile(worm_record(ds, worm), params, version), path, overwrite=overwrite)
-            seconds = time.perf_counter() - t0
-            problems = check_nwb(path) if validate else []
-            report.exported.append({"worm": worm, "path": str(path), "seconds": seconds,
-                                    "bytes": path.stat().st_size, "problems": problems})
+            report.exported.append(export_one(ds, worm, path, params, version, validate=validate,
+                                              overwrite=overwrite))
         except ExportError as exc:
             report.failed.append((worm, str(exc)))
         if on_worm is not None:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from activity.homogenize import HomogenizeParams, homogenize
 from activity.readers import detect, read_recordings
 from activity.store import StoreWriter, wormflow_version
-from connectome.errors import WormflowError
+from connectome.errors import failure_message
 
 _DATASET_DIR = re.compile(r"^[A-Z][A-Za-z]+\d{4}[a-z]?$")     # Dag2023, Scholz2018, Kato2015
 
@@ -103,10 +103,8 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                     report.added.append(name)
                     report.notes.extend(json.loads(ds.attrs["label_notes"]))
                 inputs.append({"file": str(path.resolve()), "sha256": sha})
-            except WormflowError as exc:
-                report.failed.append((str(path), str(exc)))
-            except Exception as exc:  # an unexpected failure still fails only this file
-                report.failed.append((str(path), f"{path.name}: internal error {type(exc).__name__}: {exc}"))
+            except Exception as exc:  # any failure, expected or not, fails only this file
+                report.failed.append((str(path), failure_message(path.name, exc)))
             if on_file is not None:
                 on_file(path)
         writer.provenance = {"last_ingest": {"inputs": inputs, "wormflow_version": wormflow_version(),

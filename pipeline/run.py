@@ -29,7 +29,7 @@ from typing import Callable
 
 from activity.store import wormflow_version
 from connectome.atomic import swap_in
-from connectome.errors import WormflowError
+from connectome.errors import WormflowError, failure_message
 from pipeline.config import Config
 from pipeline.registry import mirror_dir, select, verify
 
@@ -163,10 +163,8 @@ def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_jso
             write_zarr_atomic(ds, cache_dir / f"worm{i}.zarr")
             worms.append({"worm_id": rec.worm_id, "dataset": rec.dataset, "zarr": str(cache_dir / f"worm{i}.zarr"),
                           "extra": {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}})
-    except WormflowError as exc:
-        return {"error": str(exc)}
     except Exception as exc:  # a bad file fails alone
-        return {"error": f"{Path(path).name}: internal error {type(exc).__name__}: {exc}"}
+        return {"error": failure_message(Path(path).name, exc)}
     record = {"file": path, "worms": worms}
     _write_json_atomic(record_path, record)
     return record
@@ -180,19 +178,15 @@ def connectome_task(paths: list[str], build: str) -> dict:
 
 
 def export_task(store: str, worm: str, path: str, params: dict, validate: bool) -> dict:
-    from activity.nwb import ExportParams, build_nwbfile, check_nwb, worm_record, write_nwb
+    from activity.nwb import ExportParams
     from activity.store import open_activity
+    from pipeline.export import export_one
 
     try:
-        t0 = time.perf_counter()
-        out = write_nwb(build_nwbfile(worm_record(open_activity(store), worm), ExportParams(**params),
-                                      wormflow_version()), path, overwrite=True)
-        problems = check_nwb(out) if validate else []
-        return {"path": str(out), "problems": problems, "seconds": time.perf_counter() - t0}
-    except WormflowError as exc:
-        return {"error": str(exc)}
-    except Exception as exc:
-        return {"error": f"{worm}: internal error {type(exc).__name__}: {exc}"}
+        return export_one(open_activity(store), worm, Path(path), ExportParams(**params), wormflow_version(),
+                          validate=validate, overwrite=True)
+    except Exception as exc:  # a bad worm fails alone
+        return {"error": failure_message(worm, exc)}
 
 
 # ---------------------------------------------------------------- stages
@@ -423,13 +417,11 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                 t0 = time.perf_counter()
                 try:
                     stage = getattr(runner, name)(config.stages[name])
-                except WormflowError as exc:
-                    runner.fail(name, "", str(exc))
-                    stage = StageResult(name, "failed", detail=str(exc))
                 except Exception as exc:  # a stage's crash must not lose the others
-                    log.exception("stage %s crashed", name)
-                    runner.fail(name, "", f"internal error {type(exc).__name__}: {exc}")
-                    stage = StageResult(name, "failed", detail=f"{type(exc).__name__}: {exc}")
+                    if not isinstance(exc, WormflowError):
+                        log.exception("stage %s crashed", name)
+                    runner.fail(name, "", failure_message(name, exc))
+                    stage = StageResult(name, "failed", detail=failure_message(name, exc))
                 stage.seconds = time.perf_counter() - t0
                 log.info("stage %s: %s in %.1f s %s", name, stage.status, stage.seconds, stage.detail)
                 result.stages.append(stage)
