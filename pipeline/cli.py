@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import sys
 from pathlib import Path
 
@@ -346,6 +348,57 @@ def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, work
     for p in made:
         Console().print(f"figure: {p}")
     Console().print(f"metrics: {Path(out) / 'tsnet.zarr'}")
+
+
+@analyze.command("hmmglm")
+@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
+@click.option("--states", "n_states", default=3, show_default=True, type=click.IntRange(1, 20), help="Hidden states.")
+@click.option("--prior", default="onehot", show_default=True, type=click.Choice(["onehot", "gaussian", "none"]),
+              help="How the states' couplings are tied together.")
+@click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
+              help="gaussian: autoregressive GLM on calcium (the store holds calcium).")
+@click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--neuron", "neurons", multiple=True, help="These neurons (default: the most widely labelled).")
+@click.option("--max-neurons", default=60, show_default=True, type=int)
+@click.option("--min-worm-fraction", default=0.5, show_default=True, type=float,
+              help="Default neurons: labelled in at least this share of the labelled worms.")
+@click.option("--connectome", type=click.Path(exists=True, path_type=Path),
+              help="Connectome store: compare the learned prior with anatomy (and --connectome-prior).")
+@click.option("--connectome-source", default=None,
+              help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
+@click.option("--connectome-prior", is_flag=True, help="Start the one-hot prior from the connectome's synapses and signs.")
+@click.option("--restarts", default=4, show_default=True, type=click.IntRange(1, 100))
+@click.option("--seed", default=0, show_default=True, type=int)
+def analyze_hmmglm_cmd(store, out, n_states, prior, emission, worms, datasets, neurons, max_neurons,
+                       min_worm_fraction, connectome, connectome_source, connectome_prior, restarts, seed) -> None:
+    """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
+    from pipeline.brainstates import hmmglm_figures, hmmglm_on_store
+
+    with console.status(f"fitting a {n_states}-state HMM-GLM ({prior} prior, {restarts} restarts)…"):
+        result, summary, ds = _or_exit(lambda: hmmglm_on_store(
+            store, out, n_states=n_states, prior=prior, emission=emission, worms=worms, datasets=datasets,
+            neurons=neurons, max_neurons=max_neurons, min_worm_fraction=min_worm_fraction, connectome=connectome,
+            connectome_source=connectome_source, connectome_prior=connectome_prior, n_restarts=restarts,
+            seed=seed), prefix="error", code=2)
+    made = hmmglm_figures(result, ds, Path(out) / "figures")
+    console.print(f"{summary['n_worms']} worms x {summary['n_neurons']} neurons, {n_states} states, "
+                  f"{summary['n_iter']} EM iterations ({'converged' if summary['converged'] else 'not converged'}), "
+                  f"log-likelihood {summary['log_likelihood_per_bin']:.3f} per bin")
+    if "behaviour" in summary:
+        b = summary["behaviour"]
+        console.print(f"states vs {b['variable']}: balanced accuracy {b['held_out_mean']:.3f} held out per worm "
+                      f"({b['in_sample_mean']:.3f} in sample); share 'on' per state "
+                      + ", ".join(f"{x:.2f}" for x in b["state_on_fraction"]))
+    if "connectome" in summary:
+        c = summary["connectome"]
+        extra = (f", P(connection) {c['p_connection_synapse']:.3f} with a synapse vs {c['p_connection_none']:.3f} without"
+                 if "p_connection_synapse" in c else "")
+        console.print(f"learned couplings vs {c['source']}: ROC AUC {c['auc']:.3f}{extra}")
+    for p in made:
+        console.print(f"figure: {p}")
+    console.print(f"model: {Path(out) / 'hmmglm.zarr'}")
 
 
 def _tsnet_table(result, constructions) -> None:

@@ -24,6 +24,13 @@ validate = true
 constructions = ["horizontal", "natural"]
 variable = "calcium"                         # calcium | roi_calcium | native_calcium
 max_gap = 0
+[stages.hmmglm]                              # brain states (analysis/hmmglm.py)
+n_states = 3
+prior = "onehot"                             # onehot | gaussian | none
+max_neurons = 60
+connectome = true                            # compare with (and report against) connectome.zarr
+connectome_prior = false                     # start the one-hot prior from the connectome
+seed = 0
 [stages.publish]
 to = "published"                             # WORKDIR/published/<collection>/ (Hub folders)
 repo_id = ""                                 # ORG/NAME: also push (token from HF_TOKEN or login)
@@ -43,7 +50,7 @@ from pathlib import Path
 
 from connectome.errors import WormflowError
 
-STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report")
+STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report")
 
 
 class ConfigError(WormflowError):
@@ -75,6 +82,13 @@ _STAGE_KEYS = {
         "variable": _choice("calcium", "roi_calcium", "native_calcium"),
         "max_gap": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0), "an integer >= 0"),
     },
+    "hmmglm": {
+        "n_states": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 20), "an integer 1..20"),
+        "prior": _choice("onehot", "gaussian", "none"),
+        "max_neurons": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2), "an integer >= 2"),
+        "connectome": _BOOL, "connectome_prior": _BOOL,
+        "seed": ((lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"),
+    },
     "publish": {"to": ((lambda v: isinstance(v, str) and bool(v)), "a folder name or path"),
                 "repo_id": ((lambda v: isinstance(v, str)), "'' or ORG/NAME"), "private": _BOOL},
     "report": {},
@@ -84,6 +98,8 @@ _DEFAULTS = {
     "ingest_connectome": {},
     "export_nwb": {"grid": False, "validate": True, "sex": "XX"},
     "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},
+    "hmmglm": {"n_states": 3, "prior": "onehot", "max_neurons": 60, "connectome": True, "connectome_prior": False,
+               "seed": 0},
     "publish": {"to": "published", "repo_id": "", "private": False},
     "report": {},
 }
@@ -199,8 +215,8 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None) -> Con
             params[k] = v
         if table.get("enabled", True):
             stages[name] = params
-    if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet")):
-        bad("stages.ingest_activity", "is disabled, but export_nwb and tsnet read the activity store it builds")
+    if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet", "hmmglm")):
+        bad("stages.ingest_activity", "is disabled, but export_nwb, tsnet and hmmglm read the activity store it builds")
     return Config(sources=sources, stages=stages, workdir=workdir, origin=origin, base=base or Path.cwd())
 
 

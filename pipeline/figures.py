@@ -65,6 +65,90 @@ def metric_heatmap(result, construction: str, metric: str, path: str | Path) -> 
     return _save(plt, fig, path)
 
 
+def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_reversal_vec") -> Path:
+    """One row per worm: the most probable state over time (colour band), with the
+    behaviour (e.g. reversals) and, when the store has it, the velocity beneath."""
+    plt = _pyplot()
+    worms = [str(w) for w in result.sequence.values]
+    n_states = result.sizes["state"]
+    dt = float(ds.attrs.get("dt", 1.0))
+    fig, axes = plt.subplots(len(worms), 1, figsize=(11, 1.0 + 1.1 * len(worms)), squeeze=False, sharex=True)
+    cmap = plt.get_cmap("tab10", max(n_states, 2))
+    for ax, w in zip(axes[:, 0], worms):
+        st = result.states.sel(sequence=w).values.astype(float)
+        st[st < 0] = np.nan
+        t = np.arange(len(st)) * dt
+        ax.imshow(st[None, :], aspect="auto", cmap=cmap, vmin=-0.5, vmax=max(n_states, 2) - 0.5,
+                  extent=(0, len(st) * dt, 0.55, 1.0), interpolation="nearest")
+        if behaviour in ds:
+            b = ds[behaviour].sel(worm=w).values[:len(st)]
+            ax.fill_between(t, 0.05, 0.05 + 0.4 * np.nan_to_num(b), step="post", color="k", alpha=0.7, lw=0)
+        if "behavior_velocity" in ds:
+            v = ds["behavior_velocity"].sel(worm=w).values[:len(st)]
+            if np.isfinite(v).any():
+                scale = np.nanmax(np.abs(v)) or 1.0
+                ax.plot(t, 0.25 + 0.2 * v / scale, color="tab:red", lw=0.6)
+        ax.set_ylim(0, 1)
+        ax.set_yticks([0.25, 0.78], ["behaviour", "state"], fontsize=6)
+        ax.set_title(w, fontsize=7, loc="left")
+    axes[-1, 0].set_xlabel("time (s)")
+    handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(s)) for s in range(n_states)]
+    fig.legend(handles + [plt.Rectangle((0, 0), 1, 1, color="k", alpha=0.7), plt.Line2D([], [], color="tab:red")],
+               [f"state {s}" for s in range(n_states)] + [behaviour.replace("behavior_", ""), "velocity"],
+               loc="upper right", fontsize=7, ncol=n_states + 2)
+    return _save(plt, fig, path)
+
+
+def coupling_matrices(result, path: str | Path) -> Path:
+    """Each state's coupling matrix W[post, pre] (common colour scale, diagonal included)."""
+    plt = _pyplot()
+    w = result.weights.values
+    n_states = w.shape[0]
+    lim = np.nanpercentile(np.abs(w), 99) or 1.0
+    fig, axes = plt.subplots(1, n_states, figsize=(3.6 * n_states + 1, 3.8), squeeze=False)
+    names = [str(n) for n in result.post.values]
+    for s, ax in enumerate(axes[0]):
+        im = ax.imshow(w[s], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
+        ax.set_title(f"state {s}", fontsize=9)
+        step = max(1, len(names) // 20)
+        ax.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize=5)
+        ax.set_yticks(range(0, len(names), step), names[::step], fontsize=5)
+        ax.set_xlabel("pre", fontsize=7)
+        if s == 0:
+            ax.set_ylabel("post", fontsize=7)
+    fig.colorbar(im, ax=axes[0, -1], fraction=0.046, label="coupling W")
+    return _save(plt, fig, path)
+
+
+def prior_vs_connectome(result, path: str | Path) -> Path:
+    """The learned global prior (P(exc) - P(inh), and P(connection)) next to the anatomical
+    synapses of the same neuron pairs."""
+    plt = _pyplot()
+    panels = []
+    if "global_prior" in result:
+        gp = result.global_prior.values
+        panels.append(("learned P(exc) - P(inh)", gp[..., 2] - gp[..., 0], "RdBu_r", (-1, 1)))
+        panels.append(("learned P(connection)", 1 - gp[..., 1], "viridis", (0, 1)))
+    else:
+        w = np.abs(result.weights.values).max(0)
+        panels.append(("max over states |W|", w, "viridis", (0, float(np.nanmax(w)) or 1.0)))
+    if "anatomical_synapse" in result:
+        panels.append(("anatomical synapse (chemical or gap junction)", result.anatomical_synapse.values.astype(float),
+                       "Greys", (0, 1)))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    names = [str(n) for n in result.post.values]
+    step = max(1, len(names) // 20)
+    for ax, (title, m, cmap, (lo, hi)) in zip(axes[0], panels):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
+        ax.set_title(title, fontsize=8)
+        ax.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize=5)
+        ax.set_yticks(range(0, len(names), step), names[::step], fontsize=5)
+        ax.set_xlabel("pre", fontsize=7)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    axes[0, 0].set_ylabel("post", fontsize=7)
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)

@@ -189,6 +189,18 @@ def export_task(store: str, worm: str, path: str, params: dict, validate: bool) 
         return {"error": failure_message(worm, exc)}
 
 
+def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> dict:
+    from pipeline.brainstates import hmmglm_on_store
+
+    try:
+        _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
+                                        max_neurons=params["max_neurons"], connectome=connectome,
+                                        connectome_prior=params["connectome_prior"], seed=params["seed"])
+        return summary
+    except WormflowError as exc:
+        return {"error": failure_message("hmmglm", exc)}
+
+
 # ---------------------------------------------------------------- stages
 
 class Runner:
@@ -349,6 +361,38 @@ class Runner:
         self.wd.mark_done("tsnet", key, {"outputs": outputs})
         return StageResult("tsnet", outputs=outputs)
 
+    def hmmglm(self, params: dict) -> StageResult:
+        from pipeline.brainstates import hmmglm_figures
+
+        out = self.wd.root / "analysis"
+        connectome = self.wd.root / "connectome.zarr"
+        use_connectome = params["connectome"] and connectome.exists()
+        key = digest("hmmglm", self.store_key, self.keys.get("ingest_connectome") if use_connectome else None,
+                     params, self.version)
+        self.keys["hmmglm"] = key
+        record = self.wd.done("hmmglm", key)
+        if record:
+            return StageResult("hmmglm", "cached", outputs=record["outputs"], detail=record.get("detail", ""))
+        if params["connectome_prior"] and not use_connectome:
+            raise WormflowError("stages.hmmglm.connectome_prior needs the connectome store (ingest_connectome)")
+        # one fit over every worm: a single task on the cluster, whose worker threads share it
+        future = self.client.submit(hmmglm_task, str(self.wd.root / "activity.zarr"), str(out),
+                                    str(connectome) if use_connectome else None, params, pure=False)
+        summary = self._gather("hmmglm", [future])[0]
+        if "error" in summary:
+            raise WormflowError(summary["error"])
+        from activity.store import open_activity
+        from pipeline.storage import open_result
+
+        figures = hmmglm_figures(open_result(out / "hmmglm.zarr"), open_activity(self.wd.root / "activity.zarr"),
+                                 out / "figures")
+        outputs = [str(out / "hmmglm.zarr"), *map(str, figures)]
+        detail = ""
+        if "behaviour" in summary:
+            detail = f"states vs reversals: balanced accuracy {summary['behaviour']['held_out_mean']:.2f} (held out)"
+        self.wd.mark_done("hmmglm", key, {"outputs": outputs, "detail": detail})
+        return StageResult("hmmglm", outputs=outputs, detail=detail)
+
 
     def publish(self, params: dict) -> StageResult:
         from pipeline.publish import publish
@@ -408,10 +452,10 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                      result.scheduler, result.workers, wormflow_version())
             log.info("configuration: %s", config.to_json())
             runner = Runner(config, wd, client, mirror_dir(mirror), progress)
-            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish"):
+            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish"):
                 if name not in config.stages:
                     continue
-                if name in ("export_nwb", "tsnet") and not (wd.root / "activity.zarr").exists():
+                if name in ("export_nwb", "tsnet", "hmmglm") and not (wd.root / "activity.zarr").exists():
                     result.stages.append(StageResult(name, "skipped", detail="no activity store"))
                     continue
                 t0 = time.perf_counter()

@@ -52,6 +52,10 @@ validate = false
 
 [stages.tsnet]
 constructions = ["horizontal"]
+
+[stages.hmmglm]
+n_states = 2
+max_neurons = 20
 """)
     return cfg
 
@@ -71,6 +75,8 @@ def same_outputs(a: Path, b: Path) -> None:
     xr.testing.assert_identical(cx.drop_attrs(), cy.drop_attrs())
     tx, ty = open_result(a / "analysis" / "tsnet.zarr"), open_result(b / "analysis" / "tsnet.zarr")
     xr.testing.assert_identical(tx.drop_attrs(), ty.drop_attrs())
+    hx, hy = open_result(a / "analysis" / "hmmglm.zarr"), open_result(b / "analysis" / "hmmglm.zarr")
+    xr.testing.assert_identical(hx.drop_attrs(), hy.drop_attrs())
     files = sorted(p.relative_to(a) for p in (a / "nwb").rglob("*.nwb"))
     assert files == sorted(p.relative_to(b) for p in (b / "nwb").rglob("*.nwb")) and files
     for f in files:
@@ -103,7 +109,7 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
     result = CliRunner().invoke(main, ["run", str(broken), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2 and "broken.toml: not valid TOML" in result.output
     ok = load_config(None)
-    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report"}
+    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report"}
 
 
 # ---------------------------------------------------------------- fetch
@@ -241,12 +247,15 @@ def test_the_default_pipeline_runs_every_stage_on_an_external_scheduler(default_
     workdir, result, _ = default_run
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 worker(s) at tcp://127.0.0.1" in result.stdout
-    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "publish", "report"):
+    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report"):
         assert stage in result.stdout
     assert json.loads((workdir / "failures.json").read_text()) == []
     assert open_activity(workdir / "activity.zarr").sizes["worm"] == 8
     assert len(list((workdir / "nwb").rglob("*.nwb"))) == 8
     assert open_result(workdir / "analysis" / "tsnet.zarr").sizes["worm"] == 8
+    states = open_result(workdir / "analysis" / "hmmglm.zarr")
+    assert states.sizes["sequence"] == 5 and states.sizes["state"] == 3      # the five labelled Flavell worms
+    assert "balanced accuracy" in result.stdout
     assert sorted(p.name for p in (workdir / "published").iterdir()) == ["activity", "analysis", "connectome"]
 
 
@@ -254,8 +263,8 @@ def test_a_second_run_reuses_everything(default_run):
     workdir, _, again = default_run
     assert again.returncode == 0
     lines = [ln for ln in again.stdout.splitlines()
-             if any(s in ln for s in ("ingest_", "export_nwb", "tsnet", "publish"))]
-    assert len(lines) == 5 and all("cached" in ln for ln in lines)
+             if any(s in ln for s in ("ingest_", "export_nwb", "tsnet", "hmmglm", "publish"))]
+    assert len(lines) == 6 and all("cached" in ln for ln in lines)
 
 
 def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, tmp_path):
@@ -269,5 +278,6 @@ def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, 
     n_png = len(list((workdir / "report" / "figures").glob("*.png")))
     assert n_png >= 3
     assert f'data-images-loaded="{n_png}/{n_png}"' in dom
-    for text in ("Dag2023", "Scholz2018", "Connectomes", "cook_2019_herm", "Provenance", "tsnet_degree_distributions"):
+    for text in ("Dag2023", "Scholz2018", "Connectomes", "cook_2019_herm", "Provenance", "tsnet_degree_distributions",
+                 "hmmglm_states", "hmmglm_prior_vs_connectome"):
         assert text in dom

@@ -1,0 +1,81 @@
+"""`wormflow analyze hmmglm` on the real Flavell worms of the mirror, against reversals and
+a real connectome."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from pipeline.cli import main
+from pipeline.storage import open_result
+
+
+@pytest.fixture(scope="module")
+def white_connectome(mirror, tmp_path_factory):
+    store = tmp_path_factory.mktemp("c") / "connectome.zarr"
+    csv = mirror / "connectome" / "White1986" / "aconnectome_white_1986_whole.csv"
+    result = CliRunner().invoke(main, ["ingest", "connectome", str(csv), "--store", str(store)])
+    assert result.exit_code == 0, result.output
+    return store
+
+
+@pytest.fixture(scope="module")
+def hmmglm_run(mirror_store, white_connectome, tmp_path_factory):
+    out = tmp_path_factory.mktemp("hmmglm")
+    args = ["analyze", "hmmglm", "--store", str(mirror_store[0]), "--out", str(out), "--states", "2",
+            "--max-neurons", "25", "--connectome", str(white_connectome), "--connectome-prior", "--restarts", "2"]
+    return out, CliRunner().invoke(main, args)
+
+
+def test_the_labelled_flavell_worms_get_states_scored_against_reversals(hmmglm_run):
+    out, result = hmmglm_run
+    assert result.exit_code == 0, result.output
+    ds = open_result(out / "hmmglm.zarr")
+    assert ds.sizes["sequence"] == 5 and ds.sizes["state"] == 2 and ds.sizes["post"] == 25
+    assert all(w.startswith("Dag2023/") for w in ds.sequence.values)
+    post = ds.posterior.values
+    real = ds.states.values >= 0
+    np.testing.assert_allclose(post[real].sum(-1), 1, atol=1e-5)
+    summary = json.loads(ds.attrs["summary"])
+    b = summary["behaviour"]
+    assert b["variable"] == "behavior_reversal_vec" and len(b["held_out"]) == 5
+    assert 0 <= b["held_out_mean"] <= 1
+    assert "balanced accuracy" in result.output
+
+
+def test_the_learned_prior_is_compared_with_the_connectome_it_started_from(hmmglm_run):
+    out, result = hmmglm_run
+    ds = open_result(out / "hmmglm.zarr")
+    c = json.loads(ds.attrs["summary"])["connectome"]
+    assert c["used_as_prior"] and c["source"].startswith("white_1986")
+    assert c["n_synapses"] > 0 and 0 <= c["auc"] <= 1
+    assert ds["anatomical_synapse"].dtype == bool
+    gp = ds.global_prior.values
+    np.testing.assert_allclose(gp.sum(-1), 1, rtol=1e-6)
+    assert "ROC AUC" in result.output
+
+
+def test_output_carries_provenance_and_figures(hmmglm_run, mirror):
+    out, _ = hmmglm_run
+    ds = open_result(out / "hmmglm.zarr")
+    assert ds.attrs["wormflow_analysis"] == "hmmglm" and ds.attrs["wormflow_version"]
+    params = json.loads(ds.attrs["parameters"])
+    assert params["n_states"] == 2 and params["prior"] == "onehot" and params["connectome_prior"]
+    sha = json.loads(ds.attrs["source_sha256"])
+    assert set(sha) == set(ds.sequence.values) and all(len(v) == 64 for v in sha.values())
+    for name in ("hmmglm_states.png", "hmmglm_couplings.png", "hmmglm_prior_vs_connectome.png"):
+        assert (out / "figures" / name).stat().st_size > 10_000
+
+
+def test_impossible_requests_are_refused_with_the_reason(mirror_store, tmp_path):
+    poisson = CliRunner().invoke(main, ["analyze", "hmmglm", "--store", str(mirror_store[0]), "--out", str(tmp_path),
+                                        "--emission", "poisson"])
+    assert poisson.exit_code == 2 and "holds calcium" in poisson.output
+    no_conn = CliRunner().invoke(main, ["analyze", "hmmglm", "--store", str(mirror_store[0]), "--out", str(tmp_path),
+                                        "--connectome-prior"])
+    assert no_conn.exit_code == 2 and "--connectome" in no_conn.output
+    unknown = CliRunner().invoke(main, ["analyze", "hmmglm", "--store", str(mirror_store[0]), "--out", str(tmp_path),
+                                        "--neuron", "AVAL", "--neuron", "NOTANEURON"])
+    assert unknown.exit_code == 2 and "NOTANEURON" in unknown.output
+    assert not (tmp_path / "hmmglm.zarr").exists()
