@@ -376,9 +376,10 @@ def _m_step(data, resp, p: _Params, prior, emission, options, steps):
         q, mean, second = _type_posterior(theta, curv, p)
         signed = q[..., 0] + q[..., 2]
         new.slab = float(np.sqrt(max(second.sum() / max(signed.sum(), 1e-12), 1e-4)))
-        freq = q.mean((0, 1, 2))
-        alpha = options["type_concentration"] * freq
-        new.global_prior = (q.sum(0) + alpha) / (s_n + alpha.sum())
+        # the hyperprior's mean: a given prior (e.g. the connectome's), else the learned type frequencies
+        hyper_mean = options.get("prior_mean")
+        alpha = options["type_concentration"] * (q.mean((0, 1, 2)) if hyper_mean is None else hyper_mean)
+        new.global_prior = (q.sum(0) + alpha) / (s_n + np.sum(alpha, -1, keepdims=True))
         new.type_prob = q
         new.raw = theta
         new.theta = np.concatenate([mean, theta[..., -1:]], -1)
@@ -540,7 +541,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         window: int | None = None, decay: float = 1.0, n_restarts: int = 4, warmup_iter: int = 5,
         warmup_fraction: float = 0.34, init: str = "kmeans",
         max_iter: int = 100, tol: float = 1e-5, newton_steps: int = 1, ridge: float = 1e-3,
-        type_concentration: float = 2.0, global_prior_init=None, stickiness: float = 0.0,
+        type_concentration: float = 2.0, global_prior_init=None, prior_mean=None, stickiness: float = 0.0,
         mean_dwell: int | None = None, threshold: float = 0.1, seed: int = 0,
         store_options: dict | None = None) -> HMMGLMResult:
     """Fit an HMM-GLM to ``data``: an array (sequences, time, neurons), a list of
@@ -553,7 +554,9 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     by its log-likelihood on all sequences, continues to convergence (change in log-likelihood per bin < tol); newton_steps: Fisher-scoring
     steps per M-step; ridge: L2 on couplings for the plain and one-hot fits;
     type_concentration, global_prior_init: the one-hot prior's hyperprior strength and
-    starting pi (N, N, 3), e.g. from the connectome; stickiness: pseudo-counts on
+    starting pi (N, N, 3), e.g. from the connectome; prior_mean: (N, N, 3) mean of the
+    hyperprior, which then pulls pi toward it at every M-step (default: the learned
+    overall type frequencies); stickiness: pseudo-counts on
     self-transitions; init: "kmeans" (default) or "random" first segmentation;
     threshold: |W| above which plain and Gaussian-prior couplings count
     as connections."""
@@ -580,7 +583,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     d = _prepare(seqs, kernel)
     options = dict(ridge=ridge, type_concentration=type_concentration, newton_steps=newton_steps,
                    stickiness=stickiness, mean_dwell=mean_dwell or max(10, int(np.median(d.lengths)) // 20),
-                   global_prior_init=global_prior_init, init=init)
+                   global_prior_init=global_prior_init, prior_mean=prior_mean, init=init)
     rng = np.random.default_rng(seed)
     # the states and emission chunks run on a thread pool; one BLAS thread per task keeps
     # the pool and OpenBLAS from fighting over the same cores

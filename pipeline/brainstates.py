@@ -72,8 +72,9 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     init = brainstates.connectome_type_prior(adj, sign) if (connectome_prior and adj is not None) else None
     if connectome_prior and adj is None:
         raise WormflowError("--connectome-prior needs --connectome STORE")
+    # the connectome both starts the one-hot prior and stays its hyperprior's mean
     result = hmmglm.fit(seqs, n_states, prior=prior, emission=emission, n_restarts=n_restarts, seed=seed,
-                        global_prior_init=init)
+                        global_prior_init=init, prior_mean=init)
     result.neurons, result.sequences = names, worm_ids
     summary = {"n_worms": len(worm_ids), "n_neurons": len(names), "n_states": n_states, "prior": prior,
                "emission": emission, "log_likelihood_per_bin": result.history[-1] if result.history else None,

@@ -234,3 +234,16 @@ def test_connectome_prior_puts_mass_where_synapses_are_and_follows_known_signs()
     assert pi[1, 0, 1] > 0.85                           # no synapse: mostly "none"
     cmp = brainstates.compare_with_connectome(pi, adj, sign)
     assert cmp["auc"] == 1.0 and cmp["sign_agreement"] == 1.0
+
+
+def test_an_anatomical_prior_pulls_the_learned_prior_toward_the_connectome(planted, planted_fits):
+    wired = (planted["conn_types"] != 0).any(0)            # an anatomy that agrees with the truth
+    pi = brainstates.connectome_type_prior(wired)
+    anchored = hmmglm.fit(planted["spikes"][:8], 3, prior="onehot", seed=0, global_prior_init=pi, prior_mean=pi)
+    np.testing.assert_allclose(anchored.global_prior.sum(-1), 1)
+    free = planted_fits["onehot"]
+    assert brainstates.compare_with_connectome(anchored.global_prior, wired)["auc"] > \
+        brainstates.compare_with_connectome(free.global_prior, wired)["auc"]
+    perm = hmm.match_states(planted["states"][:8], anchored.states, 3)
+    scores = brainstates.connection_type_scores(planted["conn_types"], anchored.connection_types[np.argsort(perm)])
+    assert scores["f1_macro"] >= 0.8
