@@ -85,6 +85,22 @@ def _hals_columns(f, m, gram, rank: int, ops: _Ops, inner: int = 1):
     return f
 
 
+def _impute(xt, observed, a, kr, block: int = 2048) -> float:
+    """In row blocks of the mode-1 unfolding: returns the squared error of the
+    reconstruction a kr^T on observed entries, and writes the reconstruction into the
+    missing entries of ``xt`` (in place)."""
+    i_ = xt.shape[0]
+    flat = xt.reshape(i_, -1)
+    seen = observed.reshape(i_, -1)
+    err2 = 0.0
+    for lo in range(0, i_, block):
+        recon = a[lo:lo + block] @ kr.T
+        part, ok = flat[lo:lo + block], seen[lo:lo + block]
+        err2 += float(np.square(np.where(ok, part - recon, 0.0), dtype=np.float64).sum())
+        np.copyto(part, recon, where=~ok)
+    return err2
+
+
 def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1e-7, init: str = "random",
                    seed: int = 0, dtype=np.float64, inner: int = 10, backend: str = "numpy") -> NTFResult:
     """Non-negative CP decomposition of a 3-way array ``x`` at ``rank`` by HALS.
@@ -97,9 +113,10 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
     Each sweep reads the tensor twice, both times as one matrix product: the mode-1
     unfolding times the Khatri-Rao product of B and C gives A's MTTKRP, and its transpose
     times the new A gives a (J, K, R) array from which both B's and C's MTTKRPs follow
-    (A does not change between them). The error comes from
-    the Gram matrices and the last MTTKRP, without forming the reconstruction; missing
-    entries are re-imputed from the factors at their own positions only.
+    (A does not change between them). On a complete tensor the error comes from the Gram
+    matrices and the last MTTKRP, without forming the reconstruction. With missing entries
+    one more blocked pass per sweep forms the reconstruction, scores it on the observed
+    entries and writes it into the missing ones (EM imputation).
     """
     x = np.asarray(x)
     if x.ndim != 3:
@@ -117,7 +134,6 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
     mean = float(values.mean(dtype=np.float64))
     norm_obs2 = float(np.linalg.norm(values.ravel())) ** 2
     factors = [f.astype(dtype) for f in _init(x.shape, rank, init, seed, x, None if complete else observed, mean, ops)]
-    missing = np.nonzero(~observed) if not complete else None
     has_missing = not complete
     # match the initial reconstruction's scale to the data on observed entries
     gram0 = np.ones((rank, rank))
@@ -130,25 +146,32 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
     # missing entries start at the observed mean; each sweep then re-imputes them
     xt = x.astype(dtype, copy=False) if complete else np.where(observed, x, mean).astype(dtype, copy=False)
     result = NTFResult(factors=[])
-    for it in range(n_iter):
-        if has_missing:
-            xt[missing] = (a[missing[0]] * b[missing[1]] * c[missing[2]]).sum(1)
+    for it in range(n_iter + (1 if has_missing else 0)):
         kr = (b[:, None, :] * c[None, :, :]).reshape(j_ * k_, rank)       # Khatri-Rao of B and C
+        if has_missing:
+            # one blocked pass: the error of the current factors on observed entries, and
+            # the missing entries replaced by the current reconstruction
+            err = np.sqrt(_impute(xt, observed, a, kr) / max(norm_obs2, EPS))
+            if it > 0:
+                result.errors.append(err)
+                if it > 1 and abs(result.errors[-2] - err) < tol:
+                    result.converged = True
+                    break
+            if it == n_iter:
+                break
+            result.n_iter = it + 1
         unfolded = xt.reshape(i_, j_ * k_)
         a = _hals_columns(a, unfolded @ kr, (b.T @ b) * (c.T @ c), rank, ops, inner)   # pass 1
         u = (unfolded.T @ a).reshape(j_, k_, rank)                                     # pass 2: X x_1 A
         b = _hals_columns(b, np.einsum("jkr,kr->jr", u, c), (a.T @ a) * (c.T @ c), rank, ops, inner)
         m_c = np.einsum("jkr,jr->kr", u, b)
         c = _hals_columns(c, m_c, (a.T @ a) * (b.T @ b), rank, ops, inner)
-        # ||X - Xhat||^2 = ||X||^2 - 2 <X, Xhat> + ||Xhat||^2, on the imputed tensor ...
+        if has_missing:
+            continue
+        # ||X - Xhat||^2 = ||X||^2 - 2 <X, Xhat> + ||Xhat||^2 from Gram matrices alone
         cross = float((m_c.astype(np.float64) * c).sum())
         recon2 = float(((a.T @ a) * (b.T @ b) * (c.T @ c)).astype(np.float64).sum())
-        full2 = float(np.linalg.norm(xt.ravel())) ** 2 if has_missing else norm_obs2
-        err2 = full2 - 2 * cross + recon2
-        if has_missing:   # ... minus the imputed entries' part, so it is the observed-entry error
-            gap = xt[missing].astype(np.float64) - (a[missing[0]] * b[missing[1]] * c[missing[2]]).sum(1)
-            err2 -= float((gap ** 2).sum())
-        err = np.sqrt(max(err2, 0.0) / max(norm_obs2, EPS))
+        err = np.sqrt(max(norm_obs2 - 2 * cross + recon2, 0.0) / max(norm_obs2, EPS))
         result.errors.append(err)
         result.n_iter = it + 1
         if it > 0 and abs(result.errors[-2] - err) < tol:
@@ -170,3 +193,129 @@ def match_components(true, found) -> tuple[np.ndarray, np.ndarray]:
     corr = t.T @ f / true.shape[0]
     rows, cols = linear_sum_assignment(-corr)
     return cols, corr[rows, cols]
+
+
+# ---------------------------------------------------------------- the dynamic functional connectome
+
+from analysis.affinity import affinity_tensor, differential_affinity  # noqa: E402,F401  (the public API)
+from analysis.communities import leiden, weighted_sbm  # noqa: E402,F401
+
+
+def _tensor(activity, tensor_options):
+    """(numpy tensor, its DataArray) from an activity-store Dataset (built lazily, then
+    filled one worm slab at a time) or an affinity DataArray (pair, time, worm)."""
+    import dask.array as dsa
+
+    tensor = activity if getattr(activity, "dims", None) == ("pair", "time", "worm") else \
+        affinity_tensor(activity, **tensor_options)
+    data = tensor.data
+    out = np.empty(tensor.shape, dtype=tensor.dtype)
+    if isinstance(data, dsa.Array):
+        dsa.store(data, out, lock=False)
+    else:
+        out[...] = data
+    return out, tensor
+
+
+def _restarts(x, rank, n_restarts, seed, n_iter, tol):
+    fits = [nonneg_cp_hals(x, rank, n_iter=n_iter, tol=tol, seed=seed + r, dtype=np.float32)
+            for r in range(max(n_restarts, 1))]
+    best = min(fits, key=lambda f: f.errors[-1])
+    others = [f for f in fits if f is not best]
+    # stability: how well the other restarts' pair factors match the best one's, component by component
+    stability = float(np.mean([match_components(best.factors[0], f.factors[0])[1].mean() for f in others])) \
+        if others else float("nan")
+    return best, fits, stability
+
+
+def select_rank(activity, ranks=range(1, 9), *, n_restarts: int = 4, seed: int = 0, n_iter: int = 300,
+                tol: float = 1e-6, min_stability: float = 0.9, **tensor_options):
+    """Reconstruction error and factor stability across ``n_restarts`` random restarts for
+    each rank. The chosen rank (attribute ``chosen_rank``) is the largest whose pair factors
+    are reproduced with mean correlation >= ``min_stability``, or, when none is, the most
+    stable one. Returns an xarray Dataset
+    over ``rank`` (error: best relative error on observed entries; error_spread: max-min
+    over restarts; stability)."""
+    import xarray as xr
+
+    x, _ = _tensor(activity, tensor_options)
+    ranks = list(ranks)
+    err, spread, stab = [], [], []
+    for r in ranks:
+        best, fits, stability = _restarts(x, r, n_restarts, seed, n_iter, tol)
+        finals = [f.errors[-1] for f in fits]
+        err.append(best.errors[-1])
+        spread.append(max(finals) - min(finals))
+        stab.append(1.0 if r == 1 and np.isnan(stability) else stability)
+    stable = [r for r, s in zip(ranks, stab) if s >= min_stability]
+    chosen = max(stable) if stable else ranks[int(np.nanargmax(stab))]
+    return xr.Dataset({"error": ("rank", err), "error_spread": ("rank", spread), "stability": ("rank", stab)},
+                      coords={"rank": ranks},
+                      attrs={"chosen_rank": chosen, "min_stability": min_stability,
+                             "n_restarts": n_restarts})
+
+
+def pair_matrix(loading, neuron_a, neuron_b, neurons):
+    """A pair loading (pairs,) as a symmetric neuron x neuron matrix: 0 on the diagonal,
+    NaN for pairs not in the tensor (never observed together in enough worms)."""
+    index = {n: k for k, n in enumerate(neurons)}
+    m = np.full((len(neurons), len(neurons)), np.nan)
+    np.fill_diagonal(m, 0.0)
+    ia = np.array([index[n] for n in neuron_a])
+    ib = np.array([index[n] for n in neuron_b])
+    m[ia, ib] = loading
+    m[ib, ia] = loading
+    return m
+
+
+def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int = 500, tol: float = 1e-6,
+        communities: bool = True, max_blocks: int = 8, **tensor_options):
+    """The dynamic functional connectome of an activity-store Dataset (or of an affinity
+    DataArray (pair, time, worm)) at ``rank``.
+
+    Builds the differential-affinity tensor (``tensor_options``: variable, neurons,
+    min_worms, bin_size, smooth_s, saturation; see analysis.affinity), fits a
+    non-negative CP decomposition with ``n_restarts`` random starts (the lowest error
+    kept), and finds each component's communities in its pair loading, read as a
+    weighted neuron graph: the Gaussian weighted SBM (blocks by ICL) and Leiden.
+    Components are ordered by weight; time and worm loadings are scaled to a maximum
+    of 1, the scale going to the pair loading. Returns an xarray Dataset."""
+    import xarray as xr
+
+    x, tensor = _tensor(activity, tensor_options)
+    best, fits, stability = _restarts(x, rank, n_restarts, seed, n_iter, tol)
+    a, b, c = best.factors
+    sb, sc = np.maximum(b.max(0), EPS), np.maximum(c.max(0), EPS)
+    a, b, c = a * sb * sc, b / sb, c / sc
+    order = np.argsort(-np.linalg.norm(a, axis=0))
+    a, b, c = a[:, order], b[:, order], c[:, order]
+    na, nb = tensor["neuron_a"].values, tensor["neuron_b"].values
+    neurons = sorted(set(na) | set(nb), key=list(dict.fromkeys(list(na) + list(nb))).index)
+    comp = np.arange(rank)
+    ds = xr.Dataset(
+        {"pair_loading": (("pair", "component"), a), "time_loading": (("time", "component"), b),
+         "worm_loading": (("worm", "component"), c),
+         "restart_error": (("restart",), [f.errors[-1] for f in fits]),
+         "error_history": (("iteration",), np.asarray(best.errors))},
+        coords={"component": comp, "neuron_a": ("pair", na), "neuron_b": ("pair", nb),
+                "time": tensor["time"].values, "worm": tensor["worm"].values, "neuron": neurons})
+    if communities:
+        sbm_labels, leiden_labels, n_blocks, cores = [], [], [], []
+        for r in comp:
+            m = pair_matrix(a[:, r], na, nb, neurons)
+            fit_r = weighted_sbm(m, max_blocks=max_blocks, seed=seed, return_fit=True)
+            sbm_labels.append(fit_r.labels)
+            n_blocks.append(fit_r.n_blocks)
+            leiden_labels.append(leiden(m, seed=seed))
+            # the component's core: the block (of two or more neurons) whose pairs load most
+            within = [fit_r.means[k, k] if (fit_r.labels == k).sum() > 1 else -np.inf for k in range(fit_r.n_blocks)]
+            cores.append(fit_r.labels == int(np.argmax(within)) if fit_r.n_blocks > 1 else np.zeros(len(neurons), bool))
+        ds["community"] = (("component", "neuron"), np.asarray(sbm_labels))
+        ds["core"] = (("component", "neuron"), np.asarray(cores))
+        ds["leiden"] = (("component", "neuron"), np.asarray(leiden_labels))
+        ds["n_blocks"] = (("component",), np.asarray(n_blocks))
+    ds.attrs.update({"rank": rank, "error": float(best.errors[-1]), "stability": stability,
+                     "n_iter": best.n_iter, "converged": int(best.converged), "n_restarts": n_restarts,
+                     "tensor_shape": list(x.shape), "observed_fraction": float(np.isfinite(x).mean()),
+                     **{f"tensor_{k}": v for k, v in tensor.attrs.items()}})
+    return ds

@@ -368,7 +368,8 @@ def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, work
               help="Connectome store: compare the learned prior with anatomy (and --connectome-prior).")
 @click.option("--connectome-source", default=None,
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
-@click.option("--connectome-prior", is_flag=True, help="Start the one-hot prior from the connectome's synapses and signs.")
+@click.option("--connectome-prior", is_flag=True,
+              help="Start the one-hot prior from the connectome's synapses and signs, and keep it as its hyperprior.")
 @click.option("--restarts", default=4, show_default=True, type=click.IntRange(1, 100))
 @click.option("--seed", default=0, show_default=True, type=int)
 def analyze_hmmglm_cmd(store, out, n_states, prior, emission, worms, datasets, neurons, max_neurons,
@@ -399,6 +400,58 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, emission, worms, datasets, n
     for p in made:
         console.print(f"figure: {p}")
     console.print(f"model: {Path(out) / 'hmmglm.zarr'}")
+
+
+@analyze.command("ntf")
+@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ntf.zarr, figures/).")
+@click.option("--rank", type=click.IntRange(1, 50), help="Components (default: chosen by stability over --ranks).")
+@click.option("--ranks", default="2-6", show_default=True, help="Candidate ranks for the choice, as LO-HI.")
+@click.option("--bin-s", default=5.0, show_default=True, type=float, help="Time bin of the tensor, seconds.")
+@click.option("--min-worms", default=2, show_default=True, type=int,
+              help="Pairs observed together in at least this many worms.")
+@click.option("--smooth-s", default=1.0, show_default=True, type=float, help="Gaussian smoothing before d/dt, s.")
+@click.option("--neuron", "neurons", multiple=True, help="Only these neurons (repeatable).")
+@click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--restarts", default=3, show_default=True, type=click.IntRange(1, 100))
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--workers", type=int, help="Dask worker processes for the tensor (default: CPU count).")
+def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons, worms, datasets, restarts,
+                    seed, workers) -> None:
+    """Dynamic functional connectome: affinity tensor, NTF, communities (SBM and Leiden)."""
+    from pipeline.dynamic_connectome import ntf_figures, ntf_on_store
+
+    try:
+        lo, hi = (int(v) for v in ranks.split("-"))
+        candidates = range(lo, hi + 1)
+        assert 1 <= lo <= hi
+    except (ValueError, AssertionError):
+        raise click.BadParameter(f"{ranks!r} is not LO-HI with 1 <= LO <= HI", param_hint="--ranks")
+    what = f"rank {rank}" if rank else f"ranks {ranks} (choosing by stability)"
+    with console.status(f"affinity tensor, then NTF at {what} with {restarts} restarts each, then communities…"):
+        result, selection, ds = _or_exit(lambda: ntf_on_store(
+            store, out, rank=rank, ranks=candidates, bin_s=bin_s, min_worms=min_worms, smooth_s=smooth_s,
+            neurons=neurons, worms=worms, datasets=datasets, n_restarts=restarts, seed=seed, workers=workers,
+            progress=False), prefix="error", code=2)
+    made = ntf_figures(result, ds, Path(out) / "figures")
+    shape = json.loads(result.attrs["tensor_shape"])
+    console.print(f"tensor {shape[0]} pairs x {shape[1]} time bins x {shape[2]} worms "
+                  f"({result.attrs['observed_fraction']:.0%} observed)")
+    if selection is not None:
+        console.print("rank: " + ", ".join(f"{r}: error {e:.3f} stability {s:.2f}" for r, e, s in zip(
+            selection["rank"].values, selection.error.values, selection.stability.values))
+            + f" -> {result.attrs['rank']}")
+    console.print(f"rank {result.attrs['rank']}: relative error {result.attrs['error']:.3f}, "
+                  f"stability {result.attrs['stability']:.2f} over {restarts} restarts")
+    for k in result.component.values:
+        core = [str(n) for n, c in zip(result.neuron.values, result.core.sel(component=k).values) if c]
+        console.print(f"component {k}: {int(result.n_blocks.sel(component=k))} SBM blocks, "
+                      f"{len(set(result.leiden.sel(component=k).values.tolist()))} Leiden communities; "
+                      f"core: {', '.join(core[:12])}{'…' if len(core) > 12 else ''}")
+    for p in made:
+        console.print(f"figure: {p}")
+    console.print(f"result: {Path(out) / 'ntf.zarr'}")
 
 
 def _tsnet_table(result, constructions) -> None:

@@ -31,6 +31,12 @@ max_neurons = 60
 connectome = true                            # compare with (and report against) connectome.zarr
 connectome_prior = false                     # start the one-hot prior from the connectome
 seed = 0
+[stages.ntf]                                 # dynamic functional connectome (analysis/ntf.py)
+rank = 3                                     # components; 0 = choose by stability over ranks 2-6
+bin_s = 5.0
+min_worms = 2
+restarts = 2
+seed = 0
 [stages.publish]
 to = "published"                             # WORKDIR/published/<collection>/ (Hub folders)
 repo_id = ""                                 # ORG/NAME: also push (token from HF_TOKEN or login)
@@ -50,7 +56,7 @@ from pathlib import Path
 
 from connectome.errors import WormflowError
 
-STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report")
+STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish", "report")
 
 
 class ConfigError(WormflowError):
@@ -89,6 +95,13 @@ _STAGE_KEYS = {
         "connectome": _BOOL, "connectome_prior": _BOOL,
         "seed": ((lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"),
     },
+    "ntf": {
+        "rank": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 50), "an integer 0..50"),
+        "bin_s": (_positive, "a positive number of seconds"),
+        "min_worms": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1), "an integer >= 1"),
+        "restarts": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1), "an integer >= 1"),
+        "seed": ((lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"),
+    },
     "publish": {"to": ((lambda v: isinstance(v, str) and bool(v)), "a folder name or path"),
                 "repo_id": ((lambda v: isinstance(v, str)), "'' or ORG/NAME"), "private": _BOOL},
     "report": {},
@@ -100,6 +113,7 @@ _DEFAULTS = {
     "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},
     "hmmglm": {"n_states": 3, "prior": "onehot", "max_neurons": 60, "connectome": True, "connectome_prior": False,
                "seed": 0},
+    "ntf": {"rank": 3, "bin_s": 5.0, "min_worms": 2, "restarts": 2, "seed": 0},
     "publish": {"to": "published", "repo_id": "", "private": False},
     "report": {},
 }
@@ -215,8 +229,8 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None) -> Con
             params[k] = v
         if table.get("enabled", True):
             stages[name] = params
-    if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet", "hmmglm")):
-        bad("stages.ingest_activity", "is disabled, but export_nwb, tsnet and hmmglm read the activity store it builds")
+    if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet", "hmmglm", "ntf")):
+        bad("stages.ingest_activity", "is disabled, but export_nwb and the analyses read the activity store it builds")
     return Config(sources=sources, stages=stages, workdir=workdir, origin=origin, base=base or Path.cwd())
 
 

@@ -149,6 +149,86 @@ def prior_vs_connectome(result, path: str | Path) -> Path:
     return _save(plt, fig, path)
 
 
+def ntf_loadings(result, ds, path: str | Path, behaviour: str = "behavior_reversal_vec") -> Path:
+    """Per component: its time loading (with the share of worms reversing shaded, or the
+    recording's stimulus events where the store has them) and its worm loadings."""
+    plt = _pyplot()
+    comps = result.component.values
+    t = np.asarray(result.time.values, dtype=float)
+    fig, axes = plt.subplots(len(comps), 2, figsize=(12, 1.4 + 1.5 * len(comps)), squeeze=False,
+                             gridspec_kw={"width_ratios": [4, 1]})
+    shade = None
+    if behaviour in ds:
+        b = ds[behaviour].sel(worm=result.worm.values).interp(time=t, method="nearest").values
+        seen = np.isfinite(b).sum(0)
+        shade = np.where(seen > 0, np.nansum(b, axis=0) / np.maximum(seen, 1), np.nan)
+    for row, k in enumerate(comps):
+        ax, bx = axes[row]
+        if shade is not None and np.isfinite(shade).any():
+            ax.fill_between(t, 0, np.nan_to_num(shade), step="mid", color="0.85", lw=0,
+                            label="share of worms reversing")
+        ax.plot(t, result.time_loading.sel(component=k).values, color=f"C{row % 10}", lw=1.2)
+        ax.set_ylim(0, 1.05)
+        ax.set_ylabel(f"component {k}", fontsize=8)
+        w = result.worm_loading.sel(component=k).values
+        bx.barh(range(len(w)), w, color=f"C{row % 10}")
+        bx.set_yticks(range(len(w)), [str(x).split("/")[-1] for x in result.worm.values], fontsize=5)
+        bx.set_xlim(0, 1.05)
+    axes[0, 0].set_title("time loading", fontsize=9)
+    axes[0, 1].set_title("worm loading", fontsize=9)
+    axes[-1, 0].set_xlabel("time (s)")
+    if shade is not None:
+        axes[0, 0].legend(fontsize=7, loc="upper right")
+    return _save(plt, fig, path)
+
+
+def community_matrices(result, path: str | Path) -> Path:
+    """Each component's pair loadings as a neuron x neuron matrix, neurons ordered by the
+    weighted SBM's communities (lines between blocks; grey = pair not in the tensor)."""
+    from analysis.ntf import pair_matrix
+
+    plt = _pyplot()
+    comps = result.component.values
+    neurons = [str(n) for n in result.neuron.values]
+    fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps) + 0.5, 3.9), squeeze=False)
+    for ax, k in zip(axes[0], comps):
+        m = pair_matrix(result.pair_loading.sel(component=k).values, result.neuron_a.values,
+                        result.neuron_b.values, neurons)
+        labels = result.community.sel(component=k).values if "community" in result else np.zeros(len(neurons), int)
+        order = np.argsort(labels, kind="stable")
+        shown = np.ma.masked_invalid(m[np.ix_(order, order)])
+        cmap = plt.get_cmap("magma").with_extremes(bad="0.8")
+        im = ax.imshow(shown, cmap=cmap, interpolation="nearest", vmin=0)
+        for edge in np.flatnonzero(np.diff(labels[order])) + 0.5:
+            ax.axhline(edge, color="c", lw=0.6)
+            ax.axvline(edge, color="c", lw=0.6)
+        step = max(1, len(neurons) // 25)
+        names = [neurons[i] for i in order]
+        ax.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize=4)
+        ax.set_yticks(range(0, len(names), step), names[::step], fontsize=4)
+        n_blocks = int(result.n_blocks.sel(component=k)) if "n_blocks" in result else 1
+        ax.set_title(f"component {k}: {n_blocks} communities", fontsize=8)
+        fig.colorbar(im, ax=ax, fraction=0.046)
+    return _save(plt, fig, path)
+
+
+def rank_selection(result, path: str | Path) -> Path:
+    """Reconstruction error and factor stability against the NTF rank, the chosen rank marked."""
+    plt = _pyplot()
+    ranks = result.candidate_rank.values
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(ranks, result.rank_error.values, "o-", color="C0")
+    ax.set_xlabel("rank")
+    ax.set_ylabel("relative error", color="C0")
+    bx = ax.twinx()
+    bx.plot(ranks, result.rank_stability.values, "s--", color="C1")
+    bx.set_ylabel("stability across restarts", color="C1")
+    bx.set_ylim(0, 1.02)
+    ax.axvline(int(result.attrs["rank"]), color="0.5", lw=1)
+    ax.set_title(f"chosen rank {int(result.attrs['rank'])}", fontsize=9)
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)

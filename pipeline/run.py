@@ -217,6 +217,19 @@ class Runner:
         log.error("%s: %s: %s", stage, file, error)
         self.failures.append({"file": file, "stage": stage, "error": error})
 
+    def _cached(self, stage: str, *parts):
+        """(key, the cached StageResult or None): the stage's key from ``parts`` and this
+        version, remembered for the stages after it."""
+        key = digest(stage, *parts, self.version)
+        self.keys[stage] = key
+        record = self.wd.done(stage, key)
+        hit = StageResult(stage, "cached", outputs=record["outputs"], detail=record.get("detail", "")) if record else None
+        return key, hit
+
+    def _finish(self, stage: str, key: str, outputs: list[str], detail: str = "") -> StageResult:
+        self.wd.mark_done(stage, key, {"outputs": outputs, "detail": detail})
+        return StageResult(stage, outputs=outputs, detail=detail)
+
     def _gather(self, stage: str, futures: list):
         from distributed import as_completed
 
@@ -346,20 +359,16 @@ class Runner:
         from pipeline.analyze import tsnet_figures, tsnet_on_store
 
         out = self.wd.root / "analysis"
-        key = digest("tsnet", self.store_key, params, self.version)
-        self.keys["tsnet"] = key
-        record = self.wd.done("tsnet", key)
-        if record:
-            return StageResult("tsnet", "cached", outputs=record["outputs"])
+        key, hit = self._cached("tsnet", self.store_key, params)
+        if hit:
+            return hit
         tick = self.progress("tsnet", 1)
         result = tsnet_on_store(self.wd.root / "activity.zarr", out, constructions=tuple(params["constructions"]),
                                 variable=params["variable"], max_gap=params["max_gap"], client=self.client,
                                 progress=False)
         figures = tsnet_figures(result, out / "figures", tuple(params["constructions"]))
         tick()
-        outputs = [str(out / "tsnet.zarr"), *map(str, figures)]
-        self.wd.mark_done("tsnet", key, {"outputs": outputs})
-        return StageResult("tsnet", outputs=outputs)
+        return self._finish("tsnet", key, [str(out / "tsnet.zarr"), *map(str, figures)])
 
     def hmmglm(self, params: dict) -> StageResult:
         from pipeline.brainstates import hmmglm_figures
@@ -367,12 +376,10 @@ class Runner:
         out = self.wd.root / "analysis"
         connectome = self.wd.root / "connectome.zarr"
         use_connectome = params["connectome"] and connectome.exists()
-        key = digest("hmmglm", self.store_key, self.keys.get("ingest_connectome") if use_connectome else None,
-                     params, self.version)
-        self.keys["hmmglm"] = key
-        record = self.wd.done("hmmglm", key)
-        if record:
-            return StageResult("hmmglm", "cached", outputs=record["outputs"], detail=record.get("detail", ""))
+        key, hit = self._cached("hmmglm", self.store_key,
+                                self.keys.get("ingest_connectome") if use_connectome else None, params)
+        if hit:
+            return hit
         if params["connectome_prior"] and not use_connectome:
             raise WormflowError("stages.hmmglm.connectome_prior needs the connectome store (ingest_connectome)")
         # one fit over every worm: a single task on the cluster, whose worker threads share it
@@ -386,30 +393,43 @@ class Runner:
 
         figures = hmmglm_figures(open_result(out / "hmmglm.zarr"), open_activity(self.wd.root / "activity.zarr"),
                                  out / "figures")
-        outputs = [str(out / "hmmglm.zarr"), *map(str, figures)]
         detail = ""
         if "behaviour" in summary:
             detail = f"states vs reversals: balanced accuracy {summary['behaviour']['held_out_mean']:.2f} (held out)"
-        self.wd.mark_done("hmmglm", key, {"outputs": outputs, "detail": detail})
-        return StageResult("hmmglm", outputs=outputs, detail=detail)
+        return self._finish("hmmglm", key, [str(out / "hmmglm.zarr"), *map(str, figures)], detail)
 
+    def ntf(self, params: dict) -> StageResult:
+        from activity.store import open_activity
+        from pipeline.dynamic_connectome import ntf_figures, ntf_on_store
+
+        out = self.wd.root / "analysis"
+        key, hit = self._cached("ntf", self.store_key, params)
+        if hit:
+            return hit
+        tick = self.progress("ntf", 1)
+        # the affinity tensor is built on the cluster, one worm per task; the fit runs here
+        result, _, _ = ntf_on_store(self.wd.root / "activity.zarr", out, rank=params["rank"] or None,
+                                    bin_s=params["bin_s"], min_worms=params["min_worms"],
+                                    n_restarts=params["restarts"], seed=params["seed"], client=self.client,
+                                    progress=False)
+        figures = ntf_figures(result, open_activity(self.wd.root / "activity.zarr"), out / "figures")
+        tick()
+        detail = f"rank {result.attrs['rank']}, error {result.attrs['error']:.3f}"
+        return self._finish("ntf", key, [str(out / "ntf.zarr"), *map(str, figures)], detail)
 
     def publish(self, params: dict) -> StageResult:
         from pipeline.publish import publish
 
         to = Path(params["to"])
         to = to if to.is_absolute() else self.wd.root / to
-        key = digest("publish", self.store_key, self.keys, params, self.version)
-        record = self.wd.done("publish", key)
-        if record:
-            return StageResult("publish", "cached", outputs=record["outputs"])
+        key, hit = self._cached("publish", self.store_key, dict(self.keys), params)
+        if hit:
+            return hit
         tick = self.progress("publish", 1)
         cols = publish(self.wd.root, to, repo_id=params["repo_id"] or None, private=params["private"])
         tick()
-        outputs = [str(c.folder) for c in cols]
-        self.wd.mark_done("publish", key, {"outputs": outputs})
-        return StageResult("publish", outputs=outputs, detail=", ".join(f"{c.name} ({sum(c.rows.values())} rows)"
-                                                                          for c in cols))
+        return self._finish("publish", key, [str(c.folder) for c in cols],
+                            ", ".join(f"{c.name} ({sum(c.rows.values())} rows)" for c in cols))
 
 
 def _client(scheduler: str | None, workers: int | None):
@@ -452,10 +472,10 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                      result.scheduler, result.workers, wormflow_version())
             log.info("configuration: %s", config.to_json())
             runner = Runner(config, wd, client, mirror_dir(mirror), progress)
-            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish"):
+            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish"):
                 if name not in config.stages:
                     continue
-                if name in ("export_nwb", "tsnet", "hmmglm") and not (wd.root / "activity.zarr").exists():
+                if name in ("export_nwb", "tsnet", "hmmglm", "ntf") and not (wd.root / "activity.zarr").exists():
                     result.stages.append(StageResult(name, "skipped", detail="no activity store"))
                     continue
                 t0 = time.perf_counter()

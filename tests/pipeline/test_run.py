@@ -56,6 +56,9 @@ constructions = ["horizontal"]
 [stages.hmmglm]
 n_states = 2
 max_neurons = 20
+
+[stages.ntf]
+enabled = false
 """)
     return cfg
 
@@ -109,7 +112,7 @@ def test_config_errors_name_the_file_and_the_key(tmp_path):
     result = CliRunner().invoke(main, ["run", str(broken), "--workdir", str(tmp_path / "w")])
     assert result.exit_code == 2 and "broken.toml: not valid TOML" in result.output
     ok = load_config(None)
-    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report"}
+    assert set(ok.stages) == {"ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish", "report"}
 
 
 # ---------------------------------------------------------------- fetch
@@ -247,7 +250,7 @@ def test_the_default_pipeline_runs_every_stage_on_an_external_scheduler(default_
     workdir, result, _ = default_run
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 worker(s) at tcp://127.0.0.1" in result.stdout
-    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "publish", "report"):
+    for stage in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish", "report"):
         assert stage in result.stdout
     assert json.loads((workdir / "failures.json").read_text()) == []
     assert open_activity(workdir / "activity.zarr").sizes["worm"] == 8
@@ -256,6 +259,8 @@ def test_the_default_pipeline_runs_every_stage_on_an_external_scheduler(default_
     states = open_result(workdir / "analysis" / "hmmglm.zarr")
     assert states.sizes["sequence"] == 5 and states.sizes["state"] == 3      # the five labelled Flavell worms
     assert "balanced accuracy" in result.stdout
+    connectome = open_result(workdir / "analysis" / "ntf.zarr")
+    assert connectome.sizes["component"] == 3 and connectome.sizes["worm"] == 5
     assert sorted(p.name for p in (workdir / "published").iterdir()) == ["activity", "analysis", "connectome"]
 
 
@@ -263,8 +268,8 @@ def test_a_second_run_reuses_everything(default_run):
     workdir, _, again = default_run
     assert again.returncode == 0
     lines = [ln for ln in again.stdout.splitlines()
-             if any(s in ln for s in ("ingest_", "export_nwb", "tsnet", "hmmglm", "publish"))]
-    assert len(lines) == 6 and all("cached" in ln for ln in lines)
+             if any(s in ln for s in ("ingest_", "export_nwb", "tsnet", "hmmglm", "ntf", "publish"))]
+    assert len(lines) == 7 and all("cached" in ln for ln in lines)
 
 
 def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, tmp_path):
@@ -279,5 +284,5 @@ def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, 
     assert n_png >= 3
     assert f'data-images-loaded="{n_png}/{n_png}"' in dom
     for text in ("Dag2023", "Scholz2018", "Connectomes", "cook_2019_herm", "Provenance", "tsnet_degree_distributions",
-                 "hmmglm_states", "hmmglm_prior_vs_connectome"):
+                 "hmmglm_states", "hmmglm_prior_vs_connectome", "ntf_loadings", "ntf_communities"):
         assert text in dom

@@ -1,0 +1,151 @@
+"""Differential affinity, the lazy affinity tensor, the weighted SBM against Leiden, and
+recovery of planted dynamic communities (issue 9)."""
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from analysis import affinity, communities, ntf
+from analysis.simulate import dynamic_communities
+
+
+def test_affinity_is_high_for_comoving_traces_and_zero_for_opposite_ones():
+    t = np.arange(400) * 0.5
+    base = np.sin(2 * np.pi * t / 20)
+    x = np.stack([base, 2 * base + 1, -base, np.cos(2 * np.pi * t / 20)], 1)
+    a = ntf.differential_affinity(x, dt=0.5, smooth_s=0.5)
+    i, j = affinity.pair_index(4)
+    pair = {(int(p), int(q)): k for k, (p, q) in enumerate(zip(i, j))}
+    assert a.shape == (400, 6)
+    assert ((a >= 0) & (a < 1)).all()
+    same, opposite = a[:, pair[(0, 1)]], a[:, pair[(0, 2)]]
+    assert same.mean() > 0.5                    # same direction at the same moment, whatever the scale
+    assert opposite.max() == 0                  # always moving in opposite directions
+    assert 0.1 < a[:, pair[(0, 3)]].mean() < same.mean()    # a quarter-period shift: half the time
+
+
+def test_affinity_is_symmetric_in_its_pair_and_propagates_gaps():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3)).cumsum(0)
+    x[50:60, 1] = np.nan
+    a = ntf.differential_affinity(x, smooth_s=1.0)
+    b = ntf.differential_affinity(x[:, [1, 0, 2]], smooth_s=1.0)
+    np.testing.assert_allclose(a[:, 0], b[:, 0], equal_nan=True)     # pair (0, 1) either way round
+    assert np.isnan(a[50:60, 0]).all() and np.isfinite(a[:50, 0]).all()
+    assert np.isfinite(a[:, 1]).all()                                # pair (0, 2) never saw the gap
+
+
+def _as_store(sim):
+    tr = sim["traces"]
+    w, t, n = tr.shape
+    return xr.Dataset({"calcium": (("worm", "time", "neuron"), tr),
+                       "observed": (("worm", "neuron"), ~np.isnan(tr).all(1))},
+                      coords={"worm": [f"w{i}" for i in range(w)], "time": np.arange(t) * sim["dt"],
+                              "neuron": [f"N{i:02d}" for i in range(n)]}, attrs={"dt": sim["dt"]})
+
+
+def test_tensor_is_lazy_one_task_per_worm_and_masks_pairs_a_worm_did_not_see():
+    import dask.array as dsa
+
+    sim = dynamic_communities(n_worms=3, n_time=200, missing_fraction=0.15, seed=2)
+    ds = _as_store(sim)
+    tensor = affinity.affinity_tensor(ds, min_worms=2, bin_size=4)
+    assert isinstance(tensor.data, dsa.Array)
+    assert tensor.dims == ("pair", "time", "worm") and tensor.data.numblocks == (1, 1, 3)
+    assert tensor.sizes["time"] == 50
+    values = tensor.values
+    observed = ds.observed.values
+    index = {n: k for k, n in enumerate(ds.neuron.values)}
+    for p, (a, b) in enumerate(zip(tensor.neuron_a.values, tensor.neuron_b.values)):
+        seen = observed[:, index[a]] & observed[:, index[b]]
+        assert seen.sum() >= 2
+        assert np.isnan(values[p][:, ~seen]).all() and np.isfinite(values[p][:, seen]).all()
+    # one worm's slab equals the affinity of that worm alone
+    w = 1
+    one = affinity.differential_affinity(ds.calcium.isel(worm=w).values[:, [index[n] for n in ds.neuron.values]],
+                                         sim["dt"])
+    full_pairs = {(a, b): k for k, (a, b) in enumerate(zip(*[np.asarray(ds.neuron.values)[ix] for ix in
+                                                             affinity.pair_index(len(index))]))}
+    p = 0
+    k = full_pairs[(tensor.neuron_a.values[p], tensor.neuron_b.values[p])]
+    np.testing.assert_allclose(values[p, :, w], affinity._bin(one[:, [k]], 4)[:, 0], rtol=1e-5, equal_nan=True)
+
+
+def _planted_partition(n=60, k=3, mu_in=1.0, mu_out=0.6, sd=0.4, seed=0):
+    rng = np.random.default_rng(seed)
+    z = np.repeat(np.arange(k), n // k)
+    mu = np.where(z[:, None] == z[None, :], mu_in, mu_out)
+    w = np.abs(mu + sd * rng.normal(size=(n, n)))
+    w = np.triu(w, 1)
+    return w + w.T, z
+
+
+def test_sbm_matches_leiden_on_planted_partitions():
+    for seed in range(4):
+        w, z = _planted_partition(mu_out=0.6, seed=seed)
+        sbm = communities.nmi(ntf.weighted_sbm(w), z)
+        assert sbm >= communities.nmi(ntf.leiden(w), z) and sbm == 1.0
+
+
+def test_sbm_beats_leiden_on_disassortative_blocks_and_on_noise():
+    w, z = _planted_partition(mu_in=0.3, mu_out=1.0, sd=0.3, seed=1)     # blocks that avoid themselves
+    assert communities.nmi(ntf.weighted_sbm(w), z) == 1.0
+    assert communities.nmi(ntf.leiden(w), z) < 0.5
+    rng = np.random.default_rng(3)
+    noise = np.abs(rng.normal(1, 0.3, size=(50, 50)))
+    noise = np.triu(noise, 1) + np.triu(noise, 1).T
+    fit = ntf.weighted_sbm(noise, return_fit=True)
+    assert fit.n_blocks == 1 and fit.scores[1] == max(fit.scores.values())   # no structure claimed
+    assert len(set(ntf.leiden(noise))) > 1                                     # modularity always splits
+
+
+def test_sbm_leaves_unknown_pairs_out_instead_of_reading_them_as_zero():
+    w, z = _planted_partition(mu_out=0.3, seed=5)
+    rng = np.random.default_rng(0)
+    holes = np.triu(rng.random(w.shape) < 0.3, 1)
+    w[holes | holes.T] = np.nan
+    assert communities.nmi(ntf.weighted_sbm(w), z) == 1.0
+    zeroed = np.nan_to_num(w)
+    fit = ntf.weighted_sbm(w, return_fit=True)
+    assert fit.means.min() > 0.25                       # means computed on known pairs only
+    assert ntf.weighted_sbm(zeroed, return_fit=True).means.min() < fit.means.min()
+
+
+def test_icl_and_nmi_match_hand_computed_values():
+    assert communities.nmi([0, 0, 1, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
+    assert communities.nmi([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0)
+    # 2 blocks, shared variance: P = 3 means + 1 variance over 10 pairs, 1 proportion over 5 nodes
+    assert communities.icl(-10.0, 2, 5) == pytest.approx(-10 - 0.5 * 4 * np.log(10) - 0.5 * np.log(5))
+
+
+@pytest.fixture(scope="module")
+def planted_fit():
+    sim = dynamic_communities(seed=0)
+    return sim, ntf.fit(_as_store(sim), 3, bin_size=10, seed=0)
+
+
+def test_time_loadings_recover_the_planted_windows(planted_fit):
+    sim, r = planted_fit
+    windows = sim["windows"][:, ::10].astype(float)
+    corr = np.corrcoef(np.vstack([windows, r.time_loading.values.T]))[:3, 3:]
+    best = corr.max(1)
+    assert (best >= 0.9).all(), best
+    assert len(set(corr.argmax(1))) == 3                        # one component per planted group
+    assert r.attrs["stability"] > 0.95
+
+
+def test_component_cores_recover_the_planted_groups(planted_fit):
+    sim, r = planted_fit
+    core = r.core.values
+    assign = np.where(core.any(0), core.argmax(0), -1)
+    assert communities.nmi(assign, sim["groups"]) >= 0.9
+    assert r.pair_loading.dims == ("pair", "component") and (r.pair_loading.values >= 0).all()
+    assert np.allclose(r.time_loading.max("time"), 1) and np.allclose(r.worm_loading.max("worm"), 1)
+
+
+def test_rank_selection_reports_error_and_stability():
+    sim = dynamic_communities(seed=1, n_time=400)
+    sel = ntf.select_rank(_as_store(sim), ranks=[1, 2, 3], n_restarts=3, bin_size=10)
+    assert list(sel["rank"].values) == [1, 2, 3]
+    assert (np.diff(sel.error.values) < 0).all()                  # more components, less error
+    assert sel.attrs["chosen_rank"] == 3 and (sel.stability.values > 0.9).all()
