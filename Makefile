@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# PyTorch for analysis.langevin: this pinned release is a CPU wheel here (see the README for CUDA)
+TORCH ?= torch==2.13.0
 MIRROR ?= $(if $(WORMFLOW_MIRROR),$(WORMFLOW_MIRROR),../shared/data)
 OUT ?= out
 
@@ -12,7 +14,8 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 $(BIN)/wormflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[test,langevin]"
 	touch $@
 
 install: $(BIN)/wormflow
@@ -37,6 +40,8 @@ bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/nwb.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/publish.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/pipeline.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/hmmglm.py
+	$(BIN)/python bench/langevin.py
 
 clean:
 	rm -rf $(VENV) $(OUT) *.egg-info

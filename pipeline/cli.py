@@ -454,6 +454,53 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
     console.print(f"result: {Path(out) / 'ntf.zarr'}")
 
 
+@analyze.command("langevin")
+@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--out", required=True, type=click.Path(path_type=Path),
+              help="Output folder (langevin.zarr, langevin_model.npz, figures/).")
+@click.option("--window-s", default=30.0, show_default=True, type=float, help="Trial windows, seconds.")
+@click.option("--held-out", default=0.2, show_default=True, type=float, help="Share of neurons held out.")
+@click.option("--max-neurons", default=60, show_default=True, type=int)
+@click.option("--epochs", default=150, show_default=True, type=click.IntRange(1, 10000))
+@click.option("--latent", default=8, show_default=True, type=click.IntRange(1, 512))
+@click.option("--hidden", default=64, show_default=True, type=click.IntRange(4, 4096))
+@click.option("--device", default="auto", show_default=True, help="auto (CUDA when present), cpu or cuda.")
+@click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
+@click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
+@click.option("--seed", default=0, show_default=True, type=int)
+def analyze_langevin_cmd(store, out, window_s, held_out, max_neurons, epochs, latent, hidden, device, worms,
+                         datasets, seed) -> None:
+    """LangevinFlow latent dynamics of the calcium, against a GRU VAE and smoothing."""
+    from pipeline.latent_dynamics import langevin_figures, langevin_on_store
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[loss]}"), console=console, transient=True) as bar:
+        tasks = {}
+
+        def progress(model, epoch, train, val):
+            if model not in tasks:
+                tasks[model] = bar.add_task(f"{model} epochs", total=epochs, loss="")
+            bar.update(tasks[model], completed=epoch + 1, loss=f"validation {val:.1f}")
+
+        result, summary, _ = _or_exit(lambda: langevin_on_store(
+            store, out, window_s=window_s, held_out=held_out, max_neurons=max_neurons, epochs=epochs, latent=latent,
+            hidden=hidden, device=device, worms=worms, datasets=datasets, seed=seed, progress=progress),
+            prefix="error", code=2)
+    made = langevin_figures(result, Path(out) / "figures")
+    console.print(f"{summary['n_worms']} worms, {summary['n_neurons']} neurons "
+                  f"({len(summary['held_out_neurons'])} held out), {summary['n_windows']} windows of "
+                  f"{summary['window_bins']} bins")
+    table = Table(box=None)
+    for col in ("model", "held-out neuron R²", "velocity decoding R²"):
+        table.add_column(col)
+    for m, v in summary["metrics"].items():
+        table.add_row(m, f"{v['heldout_r2']:.3f}", f"{v['velocity_r2']:.3f}")
+    console.print(table)
+    for p in made:
+        console.print(f"figure: {p}")
+    console.print(f"result: {Path(out) / 'langevin.zarr'}")
+
+
 def _tsnet_table(result, constructions) -> None:
     import numpy as np
 

@@ -229,6 +229,50 @@ def rank_selection(result, path: str | Path) -> Path:
     return _save(plt, fig, path)
 
 
+def latent_trajectories(result, path: str | Path, n_windows: int = 12) -> Path:
+    """LangevinFlow latent positions projected on their first two principal components,
+    one line per window, coloured by the worm's velocity (reversals are negative)."""
+    plt = _pyplot()
+    z = result.latents.values
+    flat = z.reshape(-1, z.shape[-1])
+    centred = flat - flat.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    pcs = (centred @ vt[:2].T).reshape(z.shape[0], z.shape[1], 2)
+    vel = result.velocity.values
+    lim = np.nanpercentile(np.abs(vel), 95) if np.isfinite(vel).any() else 1.0
+    fig, ax = plt.subplots(figsize=(5.6, 4.6))
+    pick = np.linspace(0, len(z) - 1, min(n_windows, len(z))).astype(int)
+    for w in pick:
+        ax.plot(pcs[w, :, 0], pcs[w, :, 1], color="0.8", lw=0.6, zorder=1)
+        sc = ax.scatter(pcs[w, :, 0], pcs[w, :, 1], c=vel[w], cmap="coolwarm_r", vmin=-lim, vmax=lim, s=6, zorder=2)
+    fig.colorbar(sc, ax=ax, label="velocity (negative: reversing)")
+    ax.set_xlabel("latent PC 1")
+    ax.set_ylabel("latent PC 2")
+    ax.set_title(f"LangevinFlow latents, {len(pick)} windows", fontsize=9)
+    return _save(plt, fig, path)
+
+
+def heldout_traces(result, path: str | Path, n_neurons: int = 3, n_windows: int = 2) -> Path:
+    """Held-out neurons on test windows: the recorded trace against LangevinFlow's
+    prediction and the smoothing baseline's."""
+    plt = _pyplot()
+    held = np.flatnonzero(result.held_out.values)[:n_neurons]
+    t = result.time.values
+    fig, axes = plt.subplots(len(held), n_windows, figsize=(5 * n_windows, 1.8 * len(held) + 0.6), squeeze=False,
+                             sharex=True)
+    for r, j in enumerate(held):
+        for c in range(min(n_windows, result.sizes["test_window"])):
+            ax = axes[r, c]
+            ax.plot(t, result.truth.values[c, :, j], color="k", lw=1.2, label="recorded")
+            ax.plot(t, result.prediction.values[c, :, j], color="C3", lw=1, label="LangevinFlow")
+            ax.plot(t, result.baseline_prediction.values[c, :, j], color="C0", lw=0.8, ls="--", label="smoothing")
+            ax.set_ylabel(str(result.neuron.values[j]), fontsize=8)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    for ax in axes[-1]:
+        ax.set_xlabel("time in window (s)")
+    return _save(plt, fig, path)
+
+
 def _save(plt, fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)

@@ -1,0 +1,129 @@
+"""`wormflow analyze langevin`: LangevinFlow latent dynamics of the store's worms (issue 10),
+against the GRU sequential VAE and the smoothing baseline, with provenance and figures."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from activity.store import open_activity, wormflow_version
+from analysis import brainstates
+from connectome.errors import WormflowError
+from pipeline.analyze import select_worms
+from pipeline.storage import json_safe, write_zarr_atomic
+
+
+def windows(seqs, behaviour, length: int):
+    """Non-overlapping windows of ``length`` bins from each worm's (T, N) sequence:
+    (trials (n, length, N), behaviour (n, length), worm index and start of each)."""
+    xs, bs, where = [], [], []
+    for w, (s, b) in enumerate(zip(seqs, behaviour)):
+        for start in range(0, len(s) - length + 1, length):
+            xs.append(s[start:start + length])
+            bs.append(b[start:start + length])
+            where.append((w, start))
+    if not xs:
+        raise WormflowError(f"no worm has a window of {length} bins")
+    return np.stack(xs), np.stack(bs), np.asarray(where)
+
+
+def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 30.0, held_out: float = 0.2,
+                      max_neurons: int = 60, min_worm_fraction: float = 0.5, epochs: int = 150, latent: int = 8,
+                      hidden: int = 64, test_fraction: float = 0.2, seed: int = 0, device: str = "auto",
+                      worms=None, datasets=None, progress=None):
+    """Fit LangevinFlow and the GRU VAE (Gaussian likelihood) to windows of the store's
+    labelled calcium, and score held-out neurons (R^2 on test windows) and velocity
+    decoding from the latents (cross-validated ridge), with the smoothing baseline beside.
+    Writes ``out``/langevin.zarr and the model checkpoint. Returns (Dataset, summary, ds)."""
+    from analysis import langevin as L
+
+    ds = select_worms(open_activity(store), worms, datasets)
+    try:
+        seqs, worm_ids, names = brainstates.store_sequences(ds, max_neurons=max_neurons,
+                                                            min_worm_fraction=min_worm_fraction)
+    except ValueError as exc:
+        raise WormflowError(f"{store}: {exc}") from exc
+    dt = float(ds.attrs.get("dt", 1.0))
+    length = max(4, int(round(window_s / dt)))
+    velocity = [ds["behavior_velocity"].sel(worm=w).values[:len(s)] if "behavior_velocity" in ds
+                else np.full(len(s), np.nan) for w, s in zip(worm_ids, seqs)]
+    x, vel, where = windows(seqs, velocity, length)
+    everywhere = np.flatnonzero(np.isfinite(x).all((0, 1)))          # neurons every window observes
+    rng = np.random.default_rng(seed)
+    n_out = max(1, int(round(held_out * len(names))))
+    if len(everywhere) < n_out + 2:
+        raise WormflowError(f"only {len(everywhere)} neurons are observed in every worm; need {n_out + 2}")
+    out_idx = np.sort(rng.choice(everywhere, n_out, replace=False))
+    in_idx = np.setdiff1d(np.arange(len(names)), out_idx)
+    perm = rng.permutation(len(x))
+    n_test = max(1, int(round(test_fraction * len(x))))
+    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
+    fits, metrics = {}, {}
+    for dynamics in ("langevin", "gru"):
+        fits[dynamics] = L.fit(x[train], in_idx, out_idx, likelihood="gaussian", dynamics=dynamics, epochs=epochs,
+                               latent=latent, hidden=hidden, seed=seed, device=device,
+                               progress=(lambda e, tr, va, d=dynamics: progress(d, e, tr, va)) if progress else None)
+        pred = fits[dynamics].predict(x[test])
+        metrics[dynamics] = {"heldout_r2": L.r2(pred[..., out_idx], x[test][..., out_idx]),
+                             "velocity_r2": L.decode_r2(fits[dynamics].latents(x), vel, seed=seed),
+                             "epochs": len(fits[dynamics].history), "best_epoch": fits[dynamics].best_epoch}
+    base = L.smoothing_baseline(x[train], x[test], in_idx, out_idx, likelihood="gaussian")
+    metrics["smoothing"] = {"heldout_r2": L.r2(base[..., out_idx], x[test][..., out_idx]),
+                            "velocity_r2": L.decode_r2(L.smooth(x[..., in_idx], 2.0), vel, seed=seed)}
+    lf = fits["langevin"]
+    out = Path(out)
+    lf.save(out / "langevin_model.npz")
+    import xarray as xr
+
+    model_names = list(metrics)
+    result = xr.Dataset(
+        {"heldout_r2": (("model",), [metrics[m]["heldout_r2"] for m in model_names]),
+         "velocity_r2": (("model",), [metrics[m]["velocity_r2"] for m in model_names]),
+         "latents": (("window", "time", "latent"), lf.latents(x).astype(np.float32)),
+         "prediction": (("test_window", "time", "neuron"), lf.predict(x[test]).astype(np.float32)),
+         "truth": (("test_window", "time", "neuron"), x[test].astype(np.float32)),
+         "baseline_prediction": (("test_window", "time", "neuron"), base.astype(np.float32)),
+         "velocity": (("window", "time"), vel.astype(np.float32)),
+         "window_worm": (("window",), np.asarray(worm_ids, dtype=object)[where[:, 0]]),
+         "window_start": (("window",), where[:, 1] * dt),
+         "test_index": (("test_window",), test),
+         "held_out": (("neuron",), np.isin(np.arange(len(names)), out_idx)),
+         "loss_history": (("model", "epoch_axis", "split"), _histories(fits, model_names))},
+        coords={"model": model_names, "neuron": names, "time": np.arange(length) * dt, "split": ["train", "validation"]})
+    summary = {"n_worms": len(worm_ids), "n_neurons": len(names), "n_windows": len(x), "window_bins": length,
+               "held_out_neurons": [names[i] for i in out_idx], "metrics": metrics}
+    result.attrs.update({
+        "wormflow_analysis": "langevin", "wormflow_version": wormflow_version(),
+        "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
+        "parameters": json.dumps({"window_s": window_s, "held_out": held_out, "max_neurons": max_neurons,
+                                  "min_worm_fraction": min_worm_fraction, "epochs": epochs, "latent": latent,
+                                  "hidden": hidden, "test_fraction": test_fraction, "seed": seed,
+                                  "device": lf.device}),
+        "summary": json.dumps(json_safe(summary)),
+        "source_sha256": json.dumps({w: str(s) for w, s in zip(worm_ids, ds.source_sha256.sel(worm=worm_ids).values)}),
+        "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str),
+        "checkpoint": str(out / "langevin_model.npz"),
+    })
+    write_zarr_atomic(result, out / "langevin.zarr")
+    return result, summary, ds
+
+
+def _histories(fits, model_names):
+    longest = max(len(f.history) for f in fits.values())
+    h = np.full((len(model_names), longest, 2), np.nan)
+    for i, m in enumerate(model_names):
+        if m in fits:
+            rows = np.asarray([(tr, va) for _, tr, va in fits[m].history])
+            h[i, :len(rows)] = rows
+    return h
+
+
+def langevin_figures(result, figures: str | Path) -> list[Path]:
+    from pipeline.figures import heldout_traces, latent_trajectories
+
+    figures = Path(figures)
+    return [latent_trajectories(result, figures / "langevin_latents.png"),
+            heldout_traces(result, figures / "langevin_heldout.png")]
