@@ -35,7 +35,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -338,32 +337,27 @@ class FitResult:
                 zs.append(z.cpu().numpy())
         return np.concatenate(zs)
 
-    def save(self, path: str | Path) -> Path:
-        """A checkpoint as plain arrays (``.npz``, no pickled objects) plus a JSON header."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
+    def to_arrays(self) -> dict:
+        """The model as plain arrays (weights, neuron split, and a JSON header as bytes),
+        ready for ``numpy.savez``; nothing that needs unpickling."""
         arrays = {k: v.detach().cpu().numpy() for k, v in self.model.state_dict().items()}
         arrays["__held_in"], arrays["__held_out"] = self.held_in, self.held_out
         header = {"config": asdict(self.config), "forward": self.forward, "best_epoch": self.best_epoch,
                   "history": self.history}
         arrays["__header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + ".partial.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(path)
-        return path
+        return arrays
 
 
-def load(path: str | Path, device: str = "cpu") -> FitResult:
-    """A FitResult from ``save``'s checkpoint (arrays only; nothing is unpickled)."""
+def from_arrays(arrays, device: str = "cpu") -> FitResult:
+    """A FitResult from ``to_arrays``'s output (or an ``np.load`` of it)."""
     torch = _torch()
-    with np.load(path, allow_pickle=False) as z:
-        header = json.loads(bytes(z["__header"]).decode())
-        state = {k: torch.as_tensor(z[k]) for k in z.files if not k.startswith("__")}
-        held_in, held_out = z["__held_in"], z["__held_out"]
+    header = json.loads(bytes(np.asarray(arrays["__header"])).decode())
+    state = {k: torch.as_tensor(np.asarray(arrays[k])) for k in arrays if not k.startswith("__")}
     cfg = Config(**header["config"])
     model = build_model(cfg).to(device)
     model.load_state_dict(state)
-    return FitResult(model, cfg, held_in, held_out, header["forward"], header["history"], header["best_epoch"], device)
+    return FitResult(model, cfg, np.asarray(arrays["__held_in"]), np.asarray(arrays["__held_out"]),
+                     header["forward"], header["history"], header["best_epoch"], device)
 
 
 def _device(device: str) -> str:

@@ -13,7 +13,7 @@ from activity.store import open_activity, wormflow_version
 from analysis import brainstates
 from connectome.errors import WormflowError
 from pipeline.analyze import select_worms
-from pipeline.storage import json_safe, write_zarr_atomic
+from pipeline.storage import json_safe, save_checkpoint, write_zarr_atomic
 
 
 def windows(seqs, behaviour, length: int):
@@ -75,7 +75,7 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
                             "velocity_r2": L.decode_r2(L.smooth(x[..., in_idx], 2.0), vel, seed=seed)}
     lf = fits["langevin"]
     out = Path(out)
-    lf.save(out / "langevin_model.npz")
+    save_checkpoint(lf, out / "langevin_model.npz")
     import xarray as xr
 
     model_names = list(metrics)

@@ -71,3 +71,22 @@ def json_safe(value):
     if isinstance(value, np.ndarray):
         return value.tolist()
     return value
+
+
+def save_checkpoint(result, path: str | Path) -> Path:
+    """A LangevinFlow fit as ``.npz`` of plain arrays (no pickled objects), written
+    atomically: a killed write leaves the previous checkpoint in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial.npz")
+    np.savez(tmp, **result.to_arrays())
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | Path, device: str = "cpu"):
+    """The fit saved by ``save_checkpoint``; arrays only, ``allow_pickle=False``."""
+    from analysis.langevin import from_arrays
+
+    with np.load(path, allow_pickle=False) as z:
+        return from_arrays({k: z[k] for k in z.files}, device)

@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from analysis import langevin as L
 from pipeline.cli import main
-from pipeline.storage import open_result
+from pipeline.storage import load_checkpoint, open_result
 from tests.pipeline.checks import assert_provenance_and_figures
 
 
@@ -38,7 +37,7 @@ def test_three_models_are_scored_on_held_out_neurons_and_velocity(langevin_run):
 def test_the_checkpoint_reloads_and_reproduces_the_saved_latents(langevin_run):
     out, _ = langevin_run
     ds = open_result(out / "langevin.zarr")
-    model = L.load(out / "langevin_model.npz")
+    model = load_checkpoint(out / "langevin_model.npz")
     assert model.config.likelihood == "gaussian" and model.config.latent == 4
     test = ds.truth.values
     np.testing.assert_allclose(model.latents(test), ds.latents.values[ds.test_index.values], rtol=1e-4, atol=1e-5)
