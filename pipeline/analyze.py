@@ -35,6 +35,19 @@ def select_worms(ds, worms=None, datasets=None):
     return ds
 
 
+def provenance_attrs(analysis: str, store, ds, worms=None) -> dict:
+    """The attributes every analysis output carries: what made it (analysis, wormflow
+    version, time), from which store (path and its provenance), and, given ``worms``,
+    the sha256 of each worm's raw file."""
+    attrs = {"wormflow_analysis": analysis, "wormflow_version": wormflow_version(),
+             "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
+             "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str)}
+    if worms is not None:
+        worms = [str(w) for w in worms]
+        attrs["source_sha256"] = json.dumps(dict(zip(worms, map(str, ds.source_sha256.sel(worm=worms).values))))
+    return attrs
+
+
 def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizontal", "natural"),
                    variable: str = "calcium", workers: int | None = None, worms=None, datasets=None,
                    k_max: int = 40, chunk: int = 32, progress: bool = True, client=None, **options):
@@ -56,12 +69,8 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
         with dask_client(workers):
             result = compute_with_progress(lazy, show=progress)
     result.attrs.update({
-        "wormflow_analysis": "tsnet",
-        "wormflow_version": wormflow_version(),
-        "created": datetime.now(timezone.utc).isoformat(),
-        "store": str(Path(store).resolve()),
+        **provenance_attrs("tsnet", store, ds),
         "variable": variable,
-        "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str),
         "store_homogenize_params": ds.attrs.get("homogenize_params", ""),
     })
     n = result["n_samples"].values.ravel()

@@ -5,15 +5,14 @@ provenance, and figures."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity, wormflow_version
+from activity.store import open_activity
 from analysis import brainstates, hmmglm
 from connectome.errors import WormflowError
-from pipeline.analyze import select_worms
+from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, write_zarr_atomic
 
 DEFAULT_CONNECTOME_SOURCE = "cook_2019_herm/si5"
@@ -96,17 +95,12 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     if adj is not None:
         out_ds["anatomical_synapse"] = (("post", "pre"), adj)
     out_ds.attrs.update({
-        "wormflow_analysis": "hmmglm",
-        "wormflow_version": wormflow_version(),
-        "created": datetime.now(timezone.utc).isoformat(),
-        "store": str(Path(store).resolve()),
+        **provenance_attrs("hmmglm", store, ds, worm_ids),
         "parameters": json.dumps({"n_states": n_states, "prior": prior, "emission": emission, "seed": seed,
                                   "n_restarts": n_restarts, "connectome": str(connectome) if connectome else None,
                                   "connectome_source": connectome_source, "connectome_prior": connectome_prior,
                                   **store_options}),
         "summary": json.dumps(json_safe(summary)),
-        "source_sha256": json.dumps({w: str(s) for w, s in zip(worm_ids, ds.source_sha256.sel(worm=worm_ids).values)}),
-        "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str),
     })
     write_zarr_atomic(out_ds, Path(out) / "hmmglm.zarr")
     return out_ds, summary, ds

@@ -6,17 +6,16 @@ provenance, plus figures."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity, wormflow_version
+from activity.store import open_activity
 from analysis import affinity, ntf
 from connectome.errors import WormflowError
-from pipeline.analyze import select_worms
+from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.cluster import dask_client
-from pipeline.storage import json_safe, write_zarr_atomic
+from pipeline.storage import write_zarr_atomic
 
 
 def build_tensor(lazy, *, client=None, progress: bool = True):
@@ -28,19 +27,14 @@ def build_tensor(lazy, *, client=None, progress: bool = True):
     slabs = [lazy.data[:, :, w] for w in range(lazy.sizes["worm"])]
     futures = client.compute(slabs)
     where = {f.key: w for w, f in enumerate(futures)}
-    if progress:
-        from rich.progress import Progress
+    from rich.progress import Progress
 
-        with Progress(transient=True) as bar:
-            task = bar.add_task("affinity tensor (worms)", total=len(futures))
-            for f in as_completed(futures):
-                out[:, :, where[f.key]] = f.result()
-                f.release()
-                bar.advance(task)
-    else:
+    with Progress(transient=True, disable=not progress) as bar:
+        task = bar.add_task("affinity tensor (worms)", total=len(futures))
         for f in as_completed(futures):
             out[:, :, where[f.key]] = f.result()
             f.release()
+            bar.advance(task)
     return lazy.copy(data=out)
 
 
@@ -72,20 +66,13 @@ def ntf_on_store(store: str | Path, out: str | Path, *, rank: int | None = None,
         result["rank_error"] = selection["error"].rename(rank="candidate_rank")
         result["rank_stability"] = selection["stability"].rename(rank="candidate_rank")
     result.attrs.update({
-        "wormflow_analysis": "ntf",
-        "wormflow_version": wormflow_version(),
-        "created": datetime.now(timezone.utc).isoformat(),
-        "store": str(Path(store).resolve()),
+        **provenance_attrs("ntf", store, ds, tensor.worm.values),
         "parameters": json.dumps({"rank": rank, "rank_chosen_by": "stability" if selection is not None else "user",
                                   "bin_s": bin_s, "bin_size": bin_size, "min_worms": min_worms, "smooth_s": smooth_s,
                                   "saturation": saturation, "n_restarts": n_restarts, "seed": seed,
                                   "neurons": list(neurons) if neurons else None}),
-        "source_sha256": json.dumps({str(w): str(s) for w, s in zip(
-            tensor.worm.values, ds.source_sha256.sel(worm=tensor.worm.values).values)}),
-        "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str),
+        "tensor_shape": json.dumps(result.attrs["tensor_shape"]),
     })
-    for key in ("tensor_shape",):
-        result.attrs[key] = json.dumps(result.attrs[key])
     write_zarr_atomic(result, Path(out) / "ntf.zarr")
     return result, selection, ds
 

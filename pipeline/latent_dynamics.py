@@ -4,15 +4,14 @@ against the GRU sequential VAE and the smoothing baseline, with provenance and f
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity, wormflow_version
+from activity.store import open_activity
 from analysis import brainstates
 from connectome.errors import WormflowError
-from pipeline.analyze import select_worms
+from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, save_checkpoint, write_zarr_atomic
 
 
@@ -96,15 +95,12 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
     summary = {"n_worms": len(worm_ids), "n_neurons": len(names), "n_windows": len(x), "window_bins": length,
                "held_out_neurons": [names[i] for i in out_idx], "metrics": metrics}
     result.attrs.update({
-        "wormflow_analysis": "langevin", "wormflow_version": wormflow_version(),
-        "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
+        **provenance_attrs("langevin", store, ds, worm_ids),
         "parameters": json.dumps({"window_s": window_s, "held_out": held_out, "max_neurons": max_neurons,
                                   "min_worm_fraction": min_worm_fraction, "epochs": epochs, "latent": latent,
                                   "hidden": hidden, "test_fraction": test_fraction, "seed": seed,
                                   "device": lf.device}),
         "summary": json.dumps(json_safe(summary)),
-        "source_sha256": json.dumps({w: str(s) for w, s in zip(worm_ids, ds.source_sha256.sel(worm=worm_ids).values)}),
-        "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str),
         "checkpoint": str(out / "langevin_model.npz"),
     })
     write_zarr_atomic(result, out / "langevin.zarr")
