@@ -1,6 +1,6 @@
 """Raw recording -> canonical form on a uniform time grid. Pure computation, no file access.
 
-The result is an ``xarray.Dataset`` for one worm with dims ``time`` (the grid, seconds
+The result (:func:`homogenize`) is an ``xarray.Dataset`` for one worm with dims ``time`` (the grid, seconds
 from the first frame, ``k * dt``), ``neuron`` (the 302 registry names), ``roi`` (the lab's
 columns, in their order) and ``frame`` (native frames):
 
@@ -13,6 +13,9 @@ columns, in their order) and ``frame`` (native frames):
 * ``behavior_<name>``: behaviour on the same grid; ``valid (time)`` marks grid points
   inside the recording.
 
+:func:`homogenize_worm` gives the same content as a :class:`Worm` of plain numpy arrays;
+the store writer takes that form, so ingest never imports xarray or pandas.
+
 Time arithmetic is float64 throughout and the offset is removed before anything else,
 so absolute clocks of ~1e6 s lose nothing.
 """
@@ -23,13 +26,17 @@ import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import xarray as xr
 
 from activity.raw import RawRecording
 from connectome.errors import LabelError, RecordingError
 from connectome.labels import parse_label
 from connectome.neurons import neuron_index, neuron_names
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 SMOOTHING = ("none", "gaussian", "exponential")
 NORMALIZATION = ("none", "zscore", "causal_zscore")
@@ -231,8 +238,49 @@ def place_labels(where: str, labels: list[str], strict: bool = False) -> LabelPl
 
 # ---------------------------------------------------------------- the whole worm
 
-def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams()) -> xr.Dataset:
-    """Canonical form of one worm (see module docstring)."""
+@dataclass
+class Worm:
+    """One homogenized worm as numpy arrays: ``variables[name] = (dims, values, attrs)``."""
+
+    variables: dict[str, tuple[tuple[str, ...], np.ndarray, dict]]
+    time: np.ndarray                  # the grid, seconds from the first frame
+    attrs: dict
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        out = {"time": int(self.time.size)}
+        for dims, values, _ in self.variables.values():
+            out.update(zip(dims, map(int, values.shape)))
+        return out
+
+    @property
+    def nbytes(self) -> int:
+        return sum(v.nbytes for _, v, _ in self.variables.values())
+
+    def to_dataset(self) -> "xr.Dataset":
+        import xarray as xr
+
+        dt = json.loads(self.attrs["homogenize_params"])["dt"]
+        return xr.Dataset(
+            {k: xr.Variable(dims, values, attrs or None) for k, (dims, values, attrs) in self.variables.items()},
+            coords={"time": ("time", self.time, {"units": "s", "dt": dt}),
+                    "neuron": ("neuron", np.array(neuron_names(), dtype=object))},
+            attrs=dict(self.attrs))
+
+    @classmethod
+    def from_dataset(cls, ds: "xr.Dataset") -> "Worm":
+        """The inverse of :meth:`to_dataset` (for worms cached as Zarr by the pipeline)."""
+        return cls({k: (tuple(v.dims), v.values, dict(v.attrs)) for k, v in ds.data_vars.items()},
+                   np.asarray(ds["time"].values, dtype=np.float64), dict(ds.attrs))
+
+
+def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams()) -> "xr.Dataset":
+    """Canonical form of one worm as an ``xarray.Dataset`` (see module docstring)."""
+    return homogenize_worm(rec, params).to_dataset()
+
+
+def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizeParams()) -> Worm:
+    """Canonical form of one worm as numpy arrays (what :class:`activity.store.StoreWriter` writes)."""
     where = rec.where
     t_abs = np.asarray(rec.timestamps, dtype=np.float64)
     t0 = float(t_abs[0])
@@ -272,17 +320,25 @@ def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams())
         "native_time": (("frame",), t),
         "valid": (("time",), np.ones(grid.size, dtype=bool)),
     }
+    data = {k: (v[0], v[1], v[2] if len(v) > 2 else {}) for k, v in data.items()}
+    # series on one clock are resampled together: one interpolation index for all columns
+    groups: dict[tuple[int, bool], list[str]] = {}
     for name, s in rec.behavior.items():
-        tb = np.asarray(s.timestamps, dtype=np.float64) - t0
-        values = resample_to_grid(tb, s.values, grid, params.dt, discrete=s.discrete, antialias=params.anti_alias)
-        key = f"behavior_{name}"
-        dims = ("time",) if values.ndim == 1 else ("time", f"{key}_k")
-        data[key] = (dims, values.astype(np.float32), {"unit": s.unit, "discrete": int(s.discrete)})
-    ds = xr.Dataset(
-        {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
-        coords={"time": ("time", grid, {"units": "s", "dt": params.dt}), "neuron": ("neuron", np.array(neuron_names(), dtype=object))},
-    )
-    ds.attrs.update({
+        groups.setdefault((id(s.timestamps), s.discrete), []).append(name)
+    for names in groups.values():
+        series = [rec.behavior[n] for n in names]
+        tb = np.asarray(series[0].timestamps, dtype=np.float64) - t0
+        columns = [np.asarray(s.values, dtype=np.float64).reshape(len(tb), -1) for s in series]
+        values = resample_to_grid(tb, np.concatenate(columns, axis=1), grid, params.dt,
+                                  discrete=series[0].discrete, antialias=params.anti_alias)
+        edges = np.cumsum([0] + [c.shape[1] for c in columns])
+        for name, s, a, b in zip(names, series, edges[:-1], edges[1:]):
+            key = f"behavior_{name}"
+            one = np.ndim(s.values) == 1
+            dims = ("time",) if one else ("time", f"{key}_k")
+            data[key] = (dims, (values[:, a] if one else values[:, a:b]).astype(np.float32),
+                         {"unit": s.unit, "discrete": int(s.discrete)})
+    return Worm(data, grid, {
         "worm_id": rec.worm_id, "dataset": rec.dataset, "format": rec.format, "source_file": rec.source_file,
         "native_t0": t0, "n_frames": rec.n_frames, "n_rois": rec.n_rois,
         "n_labelled": int(observed.sum()), "duration_s": float(t[-1]),
@@ -291,4 +347,3 @@ def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams())
         "events": json.dumps(rec.events), "metadata": json.dumps(rec.metadata, default=str),
         "homogenize_params": params.to_json(),
     })
-    return ds

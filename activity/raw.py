@@ -101,7 +101,8 @@ def check_recording(rec: RawRecording) -> RawRecording:
         if len(s.timestamps) != len(s.values):
             raise RecordingError(
                 f"{where}: behaviour {name!r} has {len(s.values)} samples but {len(s.timestamps)} timestamps")
-        check_timestamps(where, f"timestamps of behaviour {name!r}", np.asarray(s.timestamps, dtype=np.float64))
+        if s.timestamps is not rec.timestamps and s.timestamps is not t:     # the traces' clock: checked above
+            check_timestamps(where, f"timestamps of behaviour {name!r}", np.asarray(s.timestamps, dtype=np.float64))
     rec.timestamps = t
     if rec.roi_label_confidence is None:
         rec.roi_label_confidence = np.full(x.shape[1], np.nan)

@@ -3,9 +3,14 @@
 Layout (dims ``worm``, ``time``, ``neuron``, ``roi``, ``frame`` and ``behavior_<x>_k``):
 every variable of :mod:`activity.homogenize` gains a leading ``worm`` dim; per-worm facts
 (``dataset``, ``source_file``, ``source_sha256``, ``worm_id``, ``format``...) are ``worm``
-coords. Non-worm dims are padded with NaN / "" up to a *capacity* that is always a whole
-number of chunks, so growing a dim for a longer recording never rewrites a chunk; the
-store's attrs record the real extents and :func:`open_activity` trims to them.
+coords. Every dim is padded with NaN / "" up to a *capacity* that is a whole number of
+chunks (``worm`` grows 64 at a time), so a longer recording or another worm never
+rewrites a chunk or, mostly, any metadata; the store's attrs record the real extents
+(``n_worms`` for the worm axis) and :func:`open_activity` trims to them. The time series
+(dims with ``time`` or ``frame``) have one chunk per worm; the small per-worm tables
+(ROI labels, ``observed``, per-worm facts) one chunk per 64 worms, and
+:func:`open_activity` presents them one chunk per worm too. Chunk files sit side by side
+(``calcium/c.3.0.0``); numbers are compressed with blosc lz4.
 
 Atomicity: a writer takes ``STORE.lock``, builds the new version in ``STORE.staging-*``
 (a hard-link clone of the current store: zarr replaces files by rename, so the live
@@ -17,32 +22,43 @@ the next writer; the store it started from is untouched.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import json
 import os
 import shutil
 import warnings
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dask.array  # noqa: F401  (open_activity is dask-backed; importing here keeps the cost out of the first write)
 import numpy as np
-import xarray as xr
 import zarr
+import zarr.api.asynchronous as zarr_async
+from zarr.codecs import BloscCodec
+from zarr.core.sync import sync
 
-from activity.homogenize import HomogenizeParams
+from activity.homogenize import HomogenizeParams, Worm
 from connectome.atomic import recover, swap_in
 from connectome.errors import StoreError
-from connectome.neurons import neuron_table
+from connectome.neurons import FLOAT_COLUMNS, neuron_names, registry_columns
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 STORE_FORMAT = "wormflow-activity/1"
 BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
-FLUSH_EVERY = 8                  # worms written per to_zarr call (amortizes its fixed cost)
+QUEUED_WORMS = 2                 # worms read ahead of the writer thread (bounds memory)
 K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
+COMPRESSOR_NAME = "lz4"
+WRITES_IN_FLIGHT = 2             # chunk writes encoding at once (bounds the writer's memory)
+WORM_BLOCK = 64                  # worm-axis growth step; per-worm facts and ROI tables: worms per chunk
+N_NEURONS = 302
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
-WORM_COORDS = ("dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
+PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
 
@@ -55,7 +71,7 @@ def wormflow_version() -> str:
 
 
 def _block(dim: str) -> int:
-    return BLOCKS.get(dim, K_BLOCK)
+    return WORM_BLOCK if dim == "worm" else BLOCKS.get(dim, K_BLOCK)
 
 
 def _capacity(dim: str, size: int) -> int:
@@ -88,13 +104,15 @@ def _attrs(path: Path) -> dict:
     return attrs
 
 
-def open_activity(path: str | Path, trim: bool = True) -> xr.Dataset:
+def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     """Open an activity store lazily (dask, one chunk per worm).
 
     Dims: ``worm``, ``time`` (seconds from 0, ``attrs["dt"]``), ``neuron`` (the 302
     registry names in registry order), ``roi``, ``frame``. With ``trim`` (default) the
     padding beyond the longest recording is cut off.
     """
+    import xarray as xr
+
     path = Path(path)
     recover(path)
     attrs = _attrs(path)
@@ -104,20 +122,41 @@ def open_activity(path: str | Path, trim: bool = True) -> xr.Dataset:
             ds = xr.open_zarr(path, consolidated=True, chunks={}, zarr_format=3)
     except Exception as exc:  # zarr/xarray raise many types for a damaged store
         raise StoreError(f"{path}: the activity store cannot be opened: {exc}") from exc
-    ext = attrs.get("extent", {})
-    if trim and ds.sizes.get("worm", 0):
-        ds = ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
-    return ds
+    ext = dict(attrs.get("extent", {}))
+    ext["worm"] = int(attrs.get("n_worms", ds.sizes.get("worm", 0)))   # the worm axis grows in blocks: always cut
+    if not trim:
+        ext = {"worm": ext["worm"]}
+    ds = ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
+    # small per-worm tables share a chunk per block of worms on disk; dask sees one chunk per worm throughout
+    return ds.chunk({"worm": 1}) if ds.sizes.get("worm", 0) else ds
 
 
 # ---------------------------------------------------------------- writing
 
+_NAN_FILL = "AAAAAAAA+H8="            # xarray's _FillValue attribute for NaN (float64, base64)
+
+
 class StoreWriter:
     """Append homogenized worms to a store as one atomic transaction.
 
-    ``with StoreWriter(path, params) as w: w.append(worm_ds, sha256)``: the new version
+    ``with StoreWriter(path, params) as w: w.append(worm, sha256, name)``: the new version
     replaces the store when the block exits normally; on an exception the store is left
-    as it was.
+    as it was. ``worm`` is a :class:`activity.homogenize.Worm` or the ``xarray.Dataset``
+    of :func:`activity.homogenize.homogenize`.
+
+    How it is fast and small:
+
+    * zarr directly, with arrays laid out exactly as ``xarray.to_zarr`` lays them out
+      (``dimension_names``, ``coordinates`` and ``_FillValue`` attributes), so ingest
+      imports neither xarray nor pandas (with pyarrow behind pandas, over 100 MB of a
+      process whose data are a few MB per worm);
+    * one writer thread: ``append`` hands the worm's time series to it and returns, so
+      the next file is read while this one is written; at most ``QUEUED_WORMS`` wait;
+    * each worm's series are written with zarr's async API, all arrays at once, because
+      every synchronous zarr call costs milliseconds of event-loop round trip;
+    * the worm axis grows in blocks of ``WORM_BLOCK`` (the real count is in the store's
+      ``extent``, as for every padded dim), so appending a worm rewrites no metadata;
+      per-worm facts and ROI tables, which are small, share one chunk per block.
     """
 
     def __init__(self, path: str | Path, params: HomogenizeParams, provenance: dict | None = None):
@@ -126,9 +165,17 @@ class StoreWriter:
         self.provenance = provenance or {}
         self.staging = self.path.with_name(f"{self.path.name}.staging-{os.getpid()}")
         self._lock_fh = None
-        self._appended = 0
         self._attrs: dict = {}
-        self._buffer: list = []
+        self._n = 0                               # worms in the store once the queue drains
+        self._tables: list[tuple[int, dict, dict]] = []    # (index, small variables, per-worm facts) not yet written
+        self._queue: list[Future] = []
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-store")
+        # below: touched only by the writer thread
+        self._group = None                        # zarr AsyncGroup of the staging store
+        self._arrays: dict = {}                   # name -> zarr AsyncArray
+        self._coords: dict[str, list[str]] = {}
+        self._extent: dict[str, int] = {}
+        self._capacity: dict[str, int] = {}
 
     # -- transaction
     def __enter__(self) -> "StoreWriter":
@@ -150,16 +197,21 @@ class StoreWriter:
                 raise StoreError(f"{self.path}: store was built with parameters {stored}; cannot append worms "
                                  f"homogenized with {self.params.to_json()} (use a new store)")
             _hardlink_clone(self.path, self.staging)
+        self._n = int(self._attrs.get("n_worms", 0))
+        self._extent = dict(self._attrs.get("extent", {}))
+        self._extent.setdefault("worm", self._n)
+        self._capacity = dict(self._attrs.get("capacity", {}))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
                 self.flush()
-            if exc_type is None and self._appended:
-                self._finalize()
-                swap_in(self.staging, self.path)
+                if self._n > int(self._attrs.get("n_worms", 0)):
+                    self._finalize()
+                    swap_in(self.staging, self.path)
         finally:
+            self._thread.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(self.staging, ignore_errors=True)
             self._release()
 
@@ -172,149 +224,180 @@ class StoreWriter:
     # -- content
     def existing(self) -> tuple[set[tuple[str, str]], set[str]]:
         """(source sha256, worm id in file) pairs and worm names already stored, in one read."""
-        if not self._attrs.get("n_worms"):
+        n = int(self._attrs.get("n_worms", 0))
+        if not n:
             return set(), set()
-        ds = xr.open_zarr(self.staging, consolidated=False, chunks=None, zarr_format=3)
-        keys = set(zip(ds["source_sha256"].values.tolist(), ds["worm_id"].values.tolist()))
-        return keys, set(ds["worm"].values.tolist())
 
-    def append(self, worm: xr.Dataset, source_sha256: str, name: str, extra_sha256: dict | None = None) -> None:
-        """Add one homogenized worm (the output of :func:`activity.homogenize.homogenize`)."""
-        self._buffer.append((worm, source_sha256, name, extra_sha256 or {}))
-        if len(self._buffer) >= FLUSH_EVERY:
-            self.flush()
+        async def read():
+            arrays = await self._open_arrays()
+            return await asyncio.gather(*(arrays[k].getitem(slice(0, n)) for k in ("source_sha256", "worm_id", "worm")))
 
-    def flush(self) -> None:
-        """Write the buffered worms to the staging store (one to_zarr call)."""
-        if not self._buffer:
-            return
-        extent = dict(self._attrs.get("extent", {}))
-        for worm, *_ in self._buffer:
-            for dim, size in worm.sizes.items():
-                if dim != "neuron":
-                    extent[dim] = max(extent.get(dim, 0), int(size))
-        capacity = {dim: _capacity(dim, n) for dim, n in extent.items()}
-        stored = self._attrs.get("capacity", {})
-        n_worms = int(self._attrs.get("n_worms", 0))
-        parts = [self._to_layout(w, capacity, sha, name, extra) for w, sha, name, extra in self._buffer]
-        ds = xr.concat(parts, dim="worm", data_vars="all", coords="different", compat="equals", join="outer",
-                       fill_value=_FILLS) if len(parts) > 1 else parts[0]
-        if n_worms == 0:
-            self._first_write(ds, capacity)
-        else:
-            grown = {d: c for d, c in capacity.items() if c > stored.get(d, 0)}
-            if grown:
-                self._grow(grown)
-            self._append_arrays(self._align_variables(ds, capacity, n_worms), n_worms)
-        self._appended += len(parts)
-        self._attrs.update({"extent": extent, "capacity": {**stored, **capacity}, "n_worms": n_worms + len(parts)})
-        self._buffer.clear()
+        sha, worm_id, worm = self._run(read)
+        return set(zip(sha.tolist(), worm_id.tolist())), set(worm.tolist())
 
-    def _to_layout(self, worm: xr.Dataset, capacity: dict, sha: str, name: str, extra_sha: dict) -> xr.Dataset:
-        ds = worm.drop_vars("time").map(_pad_to, capacity=capacity)
-        ds = ds.assign_coords(time=("time", np.arange(capacity["time"]) * self.params.dt, {"units": "s"}))
-        ds = ds.expand_dims(worm=[name])
+    def append(self, worm: "Worm | xr.Dataset", source_sha256: str, name: str, extra_sha256: dict | None = None) -> None:
+        """Queue one homogenized worm (:func:`activity.homogenize.homogenize_worm` or ``homogenize``)."""
+        if not isinstance(worm, Worm):
+            worm = Worm.from_dataset(worm)
         a = worm.attrs
-        per_worm = {k: ("worm", [a[k]]) for k in PER_WORM_ATTRS}
-        per_worm.update({k: ("worm", np.array([a[k]], dtype=object)) for k in PER_WORM_TEXT})
-        ds = ds.assign(per_worm)
-        coords = {"dataset": a["dataset"], "source_file": str(Path(a["source_file"]).resolve()),
-                  "source_sha256": sha, "worm_id": a["worm_id"], "format": a["format"],
-                  "extra_sources": json.dumps(extra_sha)}
-        ds = ds.assign_coords({k: ("worm", np.array([v], dtype=object)) for k, v in coords.items()})
-        ds.attrs = {}
-        return ds
+        facts = {"worm": name, "dataset": a["dataset"], "source_file": str(Path(a["source_file"]).resolve()),
+                 "source_sha256": source_sha256, "worm_id": a["worm_id"], "format": a["format"],
+                 "extra_sources": json.dumps(extra_sha256 or {})}
+        facts.update({k: a[k] for k in PER_WORM_ATTRS + PER_WORM_TEXT})
+        series = {k: v for k, v in worm.variables.items() if _is_series(v[0])}
+        small = {k: v for k, v in worm.variables.items() if not _is_series(v[0])}
+        index, self._n = self._n, self._n + 1
+        self._tables.append((index, small, facts))
+        self._submit(self._write_series, index, series, worm.sizes, dict(facts))
+        if (index + 1) % WORM_BLOCK == 0:
+            self.flush(wait=False)
+        while len(self._queue) > QUEUED_WORMS:       # bounded: memory stays flat however many worms come
+            self._queue.pop(0).result()
 
-    def _encoding(self, ds: xr.Dataset, capacity: dict) -> dict:
-        enc = {}
-        for v in ds.variables:
-            if "worm" in ds[v].dims:
-                enc[v] = {"chunks": tuple(1 if d == "worm" else _block(d) if d in capacity else ds.sizes[d]
-                                          for d in ds[v].dims)}
-        return enc
+    def flush(self, wait: bool = True) -> None:
+        """Queue the pending per-worm tables; with ``wait``, return once everything is written."""
+        if self._tables:
+            self._submit(self._write_tables, list(self._tables))
+            self._tables.clear()
+        if wait:
+            while self._queue:
+                self._queue.pop(0).result()        # re-raises a failure of the writer thread
 
-    def _first_write(self, ds: xr.Dataset, capacity: dict) -> None:
-        table = neuron_table()
-        ds = ds.assign_coords({f"neuron_{c}" if c in ("lr", "dv") else c:
-                               ("neuron", table[c].to_numpy(dtype=object if table[c].dtype == object else None))
-                               for c in table.columns})
-        ds.to_zarr(self.staging, mode="w", consolidated=False, zarr_format=3,
-                   encoding=self._encoding(ds, capacity))
+    # -- the writer thread
+    def _submit(self, fn, *args) -> None:
+        self._queue.append(self._thread.submit(fn, *args))
 
-    def _staging_group(self) -> zarr.Group:
-        # use_consolidated=False: the clone still carries the previous version's consolidated
-        # metadata, which would hide every resize made since
-        return zarr.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
+    def _run(self, coroutine_fn, *args):
+        return self._thread.submit(lambda: sync(coroutine_fn(*args))).result()
 
-    def _grow(self, grown: dict) -> None:
-        group = self._staging_group()
-        for name, arr in group.arrays():
-            dims = arr.metadata.dimension_names or ()
-            if any(d in grown for d in dims):
-                arr.resize(tuple(grown.get(d, s) for d, s in zip(dims, arr.shape)))
+    def _write_series(self, index: int, series: dict, sizes: dict, facts: dict) -> None:
+        sync(self._series(index, series, sizes, facts))
+
+    def _write_tables(self, entries: list) -> None:
+        sync(self._tables_async(entries))
+
+    async def _series(self, index: int, series: dict, sizes: dict, facts: dict) -> None:
+        for dim, size in sizes.items():
+            if dim != "neuron":
+                self._extent[dim] = max(self._extent.get(dim, 0), size)
+        self._extent["worm"] = max(self._extent.get("worm", 0), index + 1)
+        capacity = {d: _capacity(d, n) for d, n in self._extent.items()}
+        arrays = await self._open_arrays() if self._arrays or self._attrs.get("n_worms") else \
+            await self._create_store(capacity, facts)
+        grown = {d: c for d, c in capacity.items() if c > self._capacity.get(d, 0)}
+        if grown and self._capacity:
+            await self._grow(arrays, grown)
+        self._capacity.update(capacity)
+        await self._ensure(series)
+        gate = asyncio.Semaphore(WRITES_IN_FLIGHT)
+
+        async def put(name, values):
+            async with gate:
+                arr = arrays[name]
+                values = _conform(_dims(arr)[1:], *values[:2], where=f"{self.path}: {name}")
+                await arr.setitem((index,) + tuple(slice(0, n) for n in values.shape), values)
+
+        await asyncio.gather(*(put(name, v) for name, v in series.items()))
+
+    async def _tables_async(self, entries: list) -> None:
+        """The small per-worm values of ``entries`` (consecutive worms): one write per array."""
+        arrays = self._arrays
+        await self._ensure({k: v for _, small, _ in entries for k, v in small.items()})
+        start, k = entries[0][0], len(entries)
+        names = {k for _, small, _ in entries for k in small}
+        jobs = []
+        for name in sorted(names):
+            arr = arrays[name]
+            block = np.full((k,) + arr.shape[1:], _fill_for(arr.dtype), dtype=_numpy_dtype(arr.dtype))
+            for i, (_, small, _) in enumerate(entries):
+                if name in small:
+                    v = _conform(_dims(arr)[1:], *small[name][:2], where=f"{self.path}: {name}")
+                    block[(i,) + tuple(slice(0, n) for n in v.shape)] = v
+            jobs.append(arr.setitem(slice(start, start + k), block))
+        for name in PER_WORM_COORDS + PER_WORM_ATTRS + PER_WORM_TEXT:
+            values = np.array([facts[name] for _, _, facts in entries], dtype=_numpy_dtype(arrays[name].dtype))
+            jobs.append(arrays[name].setitem(slice(start, start + k), values))
+        await asyncio.gather(*jobs)
+
+    async def _ensure(self, variables: dict) -> None:
+        """Create the arrays of variables the store has not seen yet (earlier worms: fill)."""
+        new = {}
+        for name, (dims, values, attrs) in variables.items():
+            if name not in self._arrays and (name not in new or len(dims) > len(new[name][0])):
+                new[name] = (tuple(dims), values.dtype, attrs)      # (T, K) wins over (T,)
+        created = await asyncio.gather(*(self._create(name, ("worm",) + dims, dtype, attrs)
+                                         for name, (dims, dtype, attrs) in new.items()))
+        self._arrays.update(zip(new, created))
+
+    async def _open_arrays(self) -> dict:
+        if self._group is None:
+            # use_consolidated=False: the clone still carries the previous version's consolidated
+            # metadata, which would hide every resize made since
+            self._group = await zarr_async.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
+            self._arrays = {name: arr async for name, arr in self._group.arrays()}
+            self._coords = _coordinates_of(self._arrays)
+            if "worm" not in self._capacity:       # a store written before the worm axis had a capacity
+                self._capacity["worm"] = int(self._arrays["worm"].shape[0])
+        return self._arrays
+
+    async def _create_store(self, capacity: dict, facts: dict) -> dict:
+        """A new store: the coordinates (time, neuron and the registry's columns) and per-worm facts."""
+        self._group = await zarr_async.open_group(self.staging, mode="w", zarr_format=3)
+        self._capacity = dict(capacity)
+        cols = registry_columns()
+        neuron_coords = ["neuron_" + c if c in ("lr", "dv") else c for c in cols]
+        self._coords = {"worm": sorted(PER_WORM_COORDS[1:]), "neuron": sorted(neuron_coords)}
+        static = {"time": (np.arange(capacity["time"]) * self.params.dt, {"units": "s"}),
+                  "neuron": (np.array(neuron_names(), dtype=object), {})}
+        for name, values in zip(neuron_coords, cols.values()):
+            static[name] = (np.array(values, dtype=float if name in FLOAT_COLUMNS else object), {})
+        dtypes = {name: np.dtype(object) if isinstance(facts[name], str) else np.asarray(facts[name]).dtype
+                  for name in PER_WORM_COORDS + PER_WORM_ATTRS + PER_WORM_TEXT}
+        arrays = await asyncio.gather(
+            *(self._static(name, values, attrs) for name, (values, attrs) in static.items()),
+            *(self._create(name, ("worm",), dtype, {}, coord=name in PER_WORM_COORDS) for name, dtype in dtypes.items()))
+        self._arrays = dict(zip(list(static) + list(dtypes), arrays))
+        return self._arrays
+
+    async def _static(self, name: str, values: np.ndarray, attrs: dict):
+        dims = ("time",) if name == "time" else ("neuron",)
+        arr = await self._group.create_array(
+            name, shape=values.shape, chunks=values.shape, dtype=_zarr_dtype(values.dtype),
+            fill_value=_fill_for(values.dtype), dimension_names=dims, attributes=_xarray_attrs(values.dtype, attrs, []))
+        await arr.setitem(slice(None), values)
+        return arr
+
+    async def _create(self, name: str, dims: tuple, dtype: np.dtype, attrs: dict, coord: bool = False):
+        capacity = self._capacity
+        for d in dims:
+            if d not in capacity and d != "neuron":
+                raise StoreError(f"{self.path}: dimension {d} of new variable {name} has no capacity")
+        shape = tuple(capacity.get(d, N_NEURONS) for d in dims)
+        chunks = (1 if _is_series(dims) else WORM_BLOCK,) + tuple(_block(d) if d in capacity else N_NEURONS
+                                                                  for d in dims[1:])
+        coords = [] if coord else sorted(self._coords["worm"] + (self._coords["neuron"] if "neuron" in dims else []))
+        return await self._group.create_array(
+            name, shape=shape, chunks=chunks, dtype=_zarr_dtype(dtype), fill_value=_fill_for(dtype),
+            dimension_names=dims, attributes=_xarray_attrs(np.dtype(dtype), attrs, coords),
+            compressors=_compressors(dtype), config={"write_empty_chunks": True},
+            # chunk files side by side (c.0.0.0), not nested folders: a new worm's chunk then
+            # creates one file instead of a file and up to three directories
+            chunk_key_encoding={"name": "default", "separator": "."})
+
+    async def _grow(self, arrays: dict, grown: dict) -> None:
+        await asyncio.gather(*(arr.resize(tuple(grown.get(d, s) for d, s in zip(_dims(arr), arr.shape)))
+                               for arr in arrays.values() if any(d in grown for d in _dims(arr))))
         if "time" in grown:
-            group["time"][:] = np.arange(grown["time"]) * self.params.dt
-
-    def _append_arrays(self, ds: xr.Dataset, n_worms: int) -> None:
-        """Write ``ds`` (already in the stored layout) after the first ``n_worms`` worms.
-
-        Straight through zarr rather than ``to_zarr(append_dim=...)``: xarray re-reads and
-        re-validates every array's metadata on each append, which cost ~0.1 s per worm.
-        """
-        group = self._staging_group()
-        k = ds.sizes["worm"]
-        for name, arr in group.arrays():
-            dims = tuple(arr.metadata.dimension_names or ())
-            if "worm" not in dims:
-                continue
-            values = ds[name].transpose(*dims).values
-            axis = dims.index("worm")
-            shape = list(arr.shape)
-            shape[axis] = n_worms + k
-            arr.resize(tuple(shape))
-            where = tuple(slice(n_worms, n_worms + k) if d == "worm" else slice(None) for d in dims)
-            arr[where] = values
-
-    def _align_variables(self, ds: xr.Dataset, capacity: dict, n_worms: int) -> xr.Dataset:
-        group = self._staging_group()
-        have = {name: arr for name, arr in group.arrays()}
-        for v in list(ds.data_vars):
-            if v in have:
-                stored_dims = tuple(have[v].metadata.dimension_names or ())
-                if stored_dims != ds[v].dims:
-                    extra = [d for d in stored_dims if d not in ds[v].dims]
-                    if len(stored_dims) == ds[v].ndim + 1 and len(extra) == 1:   # (T,) into (T, K): K=1
-                        ds[v] = _pad_to(ds[v].expand_dims({extra[0]: 1}, axis=-1).transpose(*stored_dims),
-                                        {extra[0]: capacity.get(extra[0], _capacity(extra[0], 1))})
-                    else:
-                        raise StoreError(f"{self.path}: variable {v} is stored with dims {stored_dims} but the new "
-                                         f"worm has {ds[v].dims}")
-                continue
-            if v not in have:                     # new behaviour variable: backfill earlier worms
-                var = ds[v]
-                shape = tuple(n_worms if d == "worm" else capacity.get(d, var.sizes[d]) for d in var.dims)
-                chunks = tuple(1 if d == "worm" else _block(d) if d in capacity else var.sizes[d] for d in var.dims)
-                group.create_array(v, shape=shape, chunks=chunks, dtype=var.dtype, fill_value=np.nan,
-                                   dimension_names=var.dims, attributes=dict(var.attrs))
-                for d in var.dims:
-                    if d not in capacity and d != "worm":
-                        raise StoreError(f"{self.path}: dimension {d} of new variable {v} has no capacity")
-        for name, arr in have.items():
-            dims = tuple(arr.metadata.dimension_names or ())
-            if "worm" in dims and name not in ds.variables:
-                shape = tuple(capacity.get(d, s) if d != "worm" else 1 for d, s in zip(dims, arr.shape))
-                dtype = object if arr.dtype.kind in "OUT" or "str" in str(arr.dtype) else arr.dtype
-                ds[name] = (dims, np.full(shape, _fill_for(dtype), dtype=dtype))
-        return ds
+            await arrays["time"].setitem(slice(None), np.arange(grown["time"]) * self.params.dt)
 
     def _finalize(self) -> None:
-        group = self._staging_group()
+        group = zarr.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
         now = datetime.now(timezone.utc).isoformat()
         attrs = {
             "wormflow_store": STORE_FORMAT, "wormflow_version": wormflow_version(),
             "dt": self.params.dt, "homogenize_params": self.params.to_json(),
-            "n_worms": self._attrs["n_worms"], "extent": self._attrs["extent"],
-            "capacity": self._attrs["capacity"], "created": self._attrs.get("created", now), "updated": now,
+            "n_worms": self._n, "extent": self._extent,
+            "capacity": self._capacity, "created": self._attrs.get("created", now), "updated": now,
             "versions": {m: _version(m) for m in ("numpy", "scipy", "xarray", "zarr", "h5py", "dask")},
             "provenance": self.provenance,
         }
@@ -324,27 +407,71 @@ class StoreWriter:
             zarr.consolidate_metadata(self.staging, zarr_format=3)
 
 
-_FILLS = {"calcium": np.nan}
+def _is_series(dims) -> bool:
+    """Variables along time or native frames: the data, one chunk per worm."""
+    return "time" in dims or "frame" in dims
+
+
+def _compressors(dtype):
+    # numbers: blosc lz4 with byte shuffle, ~2x faster to write than zarr's default zstd
+    # for the same size on these traces (NaN padding, float32/64)
+    if np.dtype(dtype).kind in "fiub":
+        return (BloscCodec(cname=COMPRESSOR_NAME, clevel=5, shuffle="shuffle"),)
+    return "auto"
+
+
+def _dims(arr) -> tuple[str, ...]:
+    return tuple(arr.metadata.dimension_names or ())
+
+
+def _coordinates_of(arrays: dict) -> dict[str, list[str]]:
+    """The coordinate names an existing store gives its per-worm and per-neuron variables."""
+    worm = arrays["n_frames"].metadata.attributes.get("coordinates", "").split() if "n_frames" in arrays else []
+    calcium = arrays["calcium"].metadata.attributes.get("coordinates", "").split() if "calcium" in arrays else []
+    return {"worm": worm, "neuron": [c for c in calcium if c not in worm]}
+
+
+def _conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> np.ndarray:
+    """One worm's ``values`` (dims ``dims``) shaped for an array stored with ``stored_dims``."""
+    dims = tuple(dims)
+    if dims == stored_dims:
+        return values
+    if len(stored_dims) == len(dims) + 1 and stored_dims[:-1] == dims:     # (T,) into (T, K): K = 1
+        return values[..., None]
+    raise StoreError(f"{where} is stored with dims {stored_dims} but the new worm has {dims}")
+
+
+def _zarr_dtype(dtype):
+    return str if np.dtype(dtype) == object else np.dtype(dtype)
+
+
+def _numpy_dtype(zdtype) -> np.dtype:
+    try:
+        dtype = np.dtype(zdtype)
+    except TypeError:
+        return np.dtype(object)
+    return np.dtype(object) if dtype.kind in "OUT" else dtype
+
+
+def _xarray_attrs(dtype: np.dtype, attrs: dict, coords: list[str]) -> dict:
+    """Attributes as ``xarray.to_zarr`` writes them: the variable's, its coordinates, _FillValue for floats."""
+    out = dict(attrs)
+    if coords:
+        out["coordinates"] = " ".join(coords)
+    if np.dtype(dtype).kind == "f":
+        out["_FillValue"] = _NAN_FILL
+    return out
 
 
 def _fill_for(dtype) -> object:
+    dtype = _numpy_dtype(dtype)
     if dtype == object:
         return ""
     if dtype == bool:
         return False
+    if dtype.kind in "iu":
+        return 0
     return np.nan
-
-
-def _pad_to(var: xr.DataArray, capacity: dict) -> xr.DataArray:
-    """Pad every capacity-managed dim of ``var`` to its capacity with a fill that suits its dtype."""
-    shape = tuple(max(capacity.get(d, n), n) for d, n in zip(var.dims, var.shape))
-    if shape == var.shape:
-        return var
-    # np.full, not np.pad: np.pad is slower and fills object arrays with np.str_, which
-    # zarr's string codec refuses
-    data = np.full(shape, _fill_for(var.dtype), dtype=var.dtype)
-    data[tuple(slice(0, n) for n in var.shape)] = var.values
-    return xr.DataArray(data, dims=var.dims, attrs=var.attrs)
 
 
 def _version(module: str) -> str:

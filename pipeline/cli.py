@@ -14,7 +14,6 @@ from rich.table import Table
 
 from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
 from activity.readers import READERS
-from connectome.readers import READERS as CONNECTOME_READERS
 from connectome.errors import WormflowError
 
 console = Console(stderr=True)
@@ -96,10 +95,32 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
     _exit_if_failed(report.failed)
 
 
+class _LazyChoice(click.ParamType):
+    """A choice whose options are imported only when used: the connectome readers pull in
+    pandas, which ``wormflow ingest activity`` must not pay for (memory)."""
+
+    name = "choice"
+
+    def __init__(self, load):
+        self._load = load
+
+    def choices(self) -> list[str]:
+        return sorted(self._load())
+
+    def convert(self, value, param, ctx):
+        if value in self.choices():
+            return value
+        self.fail(f"{value!r} is not one of {', '.join(self.choices())}.", param, ctx)
+
+    def get_metavar(self, param, ctx=None) -> str:
+        return "[" + "|".join(self.choices()) + "]"
+
+
 @ingest.command("connectome")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 @click.option("--store", required=True, type=click.Path(path_type=Path), help="Connectome store (Zarr folder).")
-@click.option("--format", "fmt", type=click.Choice(sorted(CONNECTOME_READERS)), help="Reader (default: detect).")
+@click.option("--format", "fmt", type=_LazyChoice(lambda: __import__("connectome.readers").readers.READERS),
+              help="Reader (default: detect).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the unknown cell names of every source.")
 def ingest_connectome_cmd(paths, store, fmt, verbose) -> None:
     """Read the wiring diagrams, atlases and layers in PATHS into STORE (sources are replaced by name)."""

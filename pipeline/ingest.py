@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from activity.homogenize import HomogenizeParams, homogenize
+from activity.homogenize import HomogenizeParams, homogenize_worm
 from activity.readers import detect, read_recordings
 from activity.store import StoreWriter, wormflow_version
 from connectome.errors import failure_message
@@ -91,17 +91,17 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                         report.skipped.append(f"{path.name} [{rec.worm_id}]")
                         continue
                     rec.dataset = dataset or dataset_name(path, rec.dataset)
-                    pending.append((rec, homogenize(rec, params)))
-                for rec, ds in pending:
+                    pending.append((rec, homogenize_worm(rec, params)))
+                for rec, worm in pending:
                     name = f"{rec.dataset}/{rec.worm_id}"
                     if name in names:
                         name = f"{name}~{sha[:8]}"
                     extra = {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}
-                    writer.append(ds, sha, name, extra)
+                    writer.append(worm, sha, name, extra)
                     names.add(name)
                     existing.add((sha, rec.worm_id))
                     report.added.append(name)
-                    report.notes.extend(json.loads(ds.attrs["label_notes"]))
+                    report.notes.extend(json.loads(worm.attrs["label_notes"]))
                 inputs.append({"file": str(path.resolve()), "sha256": sha})
             except Exception as exc:  # any failure, expected or not, fails only this file
                 report.failed.append((str(path), failure_message(path.name, exc)))

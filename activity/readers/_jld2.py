@@ -15,6 +15,7 @@ no Julia type is instantiated.
 
 from __future__ import annotations
 
+import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +228,7 @@ class JLD2File:
         elif shape == ():
             value = self._value(dtype, data, 0)
         else:
-            count = int(np.prod(shape))
+            count = math.prod(shape)
             if dtype.numpy is not None:
                 value = np.frombuffer(data, dtype.numpy, count).reshape(shape).tolist()
             else:
@@ -345,6 +346,40 @@ def dict_entries(f: JLD2File, x) -> dict:
             raise JLD2Error("not a JLD2 Dict (an element is not a Pair)")
         out[decode(f, pair[0])] = pair[1]
     return out
+
+
+def dict_fields(f: JLD2File, x, keys: tuple, hint: dict | None = None) -> tuple[dict, dict]:
+    """Only the entries of ``keys`` of a Julia Dict, undecoded, and where each was found.
+
+    Dicts of one struct type list their pairs in the same order, so ``hint`` (the
+    positions found in a previous such Dict) is tried first and each hit is checked
+    by its key: a record costs a few object reads instead of one per field. Keys the
+    hint misses are searched for in the whole Dict.
+    """
+    items = _deref(f, x)
+    if not isinstance(items, list):
+        raise JLD2Error("not a JLD2 Dict (expected a vector of Pair references)")
+    out: dict = {}
+    where: dict = {}
+
+    def pair_at(i):
+        pair = _deref(f, items[i])
+        if not isinstance(pair, _Pair):
+            raise JLD2Error("not a JLD2 Dict (an element is not a Pair)")
+        return pair
+
+    for key, i in (hint or {}).items():
+        if key in keys and i < len(items):
+            pair = pair_at(i)
+            if decode(f, pair[0]) == key:
+                out[key], where[key] = pair[1], i
+    if len(out) < len(keys):
+        for i in range(len(items)):
+            pair = pair_at(i)
+            key = decode(f, pair[0])
+            if key in keys and key not in out:
+                out[key], where[key] = pair[1], i
+    return out, where
 
 
 def tuple_field_raw(f: JLD2File, x, index: int):

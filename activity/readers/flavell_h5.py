@@ -24,7 +24,7 @@ import numpy as np
 
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from activity.readers._jld2 import JLD2Error, JLD2File, decode, dict_entries, tuple_field_raw
+from activity.readers._jld2 import JLD2Error, JLD2File, decode, dict_entries, dict_fields, tuple_field_raw
 from connectome.errors import FormatError
 
 FORMAT = "flavell_h5"
@@ -85,10 +85,10 @@ def load_labels(labels_path: Path, uid: str) -> dict | None:
         worms = dict_entries(f, top["dict_match_dict"])
         if uid not in worms:
             return None
-        rois = {}
+        rois, hint = {}, None
         for column, record in dict_entries(f, tuple_field_raw(f, worms[uid], 0)).items():
-            fields = dict_entries(f, record)
-            rois[column] = {k: decode(f, fields[k]) for k in _LABEL_FIELDS if k in fields}
+            fields, hint = dict_fields(f, record, _LABEL_FIELDS, hint)
+            rois[column] = {k: decode(f, v) for k, v in fields.items()}
     except OSError as exc:
         raise FormatError(f"{labels_path.name}: cannot read the labels file: {exc}") from exc
     except (JLD2Error, IndexError, struct.error) as exc:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from activity.raw import RawRecording
 from connectome.errors import FormatError
@@ -41,6 +40,8 @@ def sniff(path: Path) -> bool:
 
 
 def read(path: Path) -> list[RawRecording]:
+    import pandas as pd          # here: the other readers, and the ingest path, do without it
+
     path = Path(path)
     try:
         table = pd.read_csv(path, dtype={"neuron": str}, keep_default_na=True)

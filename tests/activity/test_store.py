@@ -126,3 +126,61 @@ def test_store_is_plain_zarr_readable_by_xarray(tmp_path):
     _write(store, [_rec("w1", 100, ["AVAL"], 1)])
     raw = xr.open_zarr(store, zarr_format=3)
     assert raw.attrs["wormflow_store"] == "wormflow-activity/1"
+
+
+def test_a_worm_that_conflicts_with_the_store_fails_the_transaction_and_changes_nothing(tmp_path):
+    # the writes run on the writer thread; its failure must surface from the with-block
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    bad = _rec("w2", 100, ["AVAR"], 2, behavior=False)
+    bad.behavior = {"velocity": Series(bad.timestamps, np.ones((100, 3)))}    # stored as (worm, time)
+    with pytest.raises(StoreError, match="behavior_velocity is stored with dims"):
+        _write(store, [bad])
+    assert list(open_activity(store)["worm"].values) == ["Fix2024/w1"]
+    assert not list(tmp_path.glob("a.zarr.staging-*"))
+
+
+def test_more_worms_than_one_block_and_dask_sees_one_chunk_per_worm(tmp_path):
+    import activity.store as store_module
+
+    store = tmp_path / "a.zarr"
+    recs = [_rec(f"w{i:02d}", 60 + i, ["AVAL", "AVAR"][: 1 + i % 2], i) for i in range(7)]
+    old = store_module.WORM_BLOCK
+    store_module.WORM_BLOCK = 3             # cross block boundaries with few worms
+    try:
+        _write(store, recs[:4])
+        _write(store, recs[4:])
+    finally:
+        store_module.WORM_BLOCK = old
+    ds = open_activity(store)
+    assert ds.sizes["worm"] == 7 and ds.attrs["n_worms"] == 7
+    assert ds.chunks["worm"] == (1,) * 7                      # consistent across variables
+    assert list(ds["worm"].values) == [f"Fix2024/{r.worm_id}" for r in recs]
+    for i, r in enumerate(recs):
+        ref = homogenize(r)
+        np.testing.assert_array_equal(ds["roi_label"].values[i, : r.n_rois], r.roi_labels)
+        np.testing.assert_allclose(ds["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
+        assert int(ds["n_frames"].values[i]) == r.n_frames
+    raw = xr.open_zarr(store, zarr_format=3)
+    assert raw.sizes["worm"] % 3 == 0 and raw.sizes["worm"] >= 7     # the worm axis grows by blocks
+
+
+def test_ingest_imports_neither_xarray_nor_pandas(tmp_path):
+    script = textwrap.dedent(f"""
+        import sys, numpy as np
+        from activity.homogenize import homogenize_worm
+        from activity.raw import RawRecording, Series
+        from activity.store import StoreWriter
+        from activity.homogenize import HomogenizeParams
+        import pipeline.ingest
+        t = np.arange(200) * 0.6
+        rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((200, 2)), ["AVAR", "AVAL"],
+                           behavior={{"velocity": Series(t, np.ones(200))}})
+        with StoreWriter({str(tmp_path / "a.zarr")!r}, HomogenizeParams()) as w:
+            w.append(homogenize_worm(rec), "c" * 64, "Fix2024/k")
+        print(sorted(m for m in ("xarray", "pandas", "pyarrow", "dask") if m in sys.modules))
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert list(open_activity(tmp_path / "a.zarr")["worm"].values) == ["Fix2024/k"]
