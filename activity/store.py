@@ -6,10 +6,11 @@ every variable of :mod:`activity.homogenize` gains a leading ``worm`` dim; per-w
 coords. Every dim is padded with NaN / "" up to a *capacity* that is a whole number of
 chunks (``worm`` grows 64 at a time), so a longer recording or another worm never
 rewrites a chunk or, mostly, any metadata; the store's attrs record the real extents
-(``n_worms`` for the worm axis) and :func:`open_activity` trims to them. The time series
-(dims with ``time`` or ``frame``) have one chunk per worm; the small per-worm tables
-(ROI labels, ``observed``, per-worm facts) one chunk per 64 worms, and
-:func:`open_activity` presents them one chunk per worm too. Chunk files sit side by side
+(``n_worms`` for the worm axis) and :func:`open_activity` trims to them. The 2-D time
+series (calcium, ROI and native traces, multi-column behaviour) have one chunk per worm;
+the small per-worm variables (1-D series such as ``valid`` or velocity, ROI labels,
+``observed``, per-worm facts) one chunk per 64 worms, and :func:`open_activity` presents
+every variable one chunk per worm. Chunk files sit side by side
 (``calcium/c.3.0.0``); numbers are compressed with blosc lz4.
 
 Atomicity: a writer takes ``STORE.lock``, builds the new version in ``STORE.staging-*``
@@ -150,13 +151,14 @@ class StoreWriter:
       (``dimension_names``, ``coordinates`` and ``_FillValue`` attributes), so ingest
       imports neither xarray nor pandas (with pyarrow behind pandas, over 100 MB of a
       process whose data are a few MB per worm);
-    * one writer thread: ``append`` hands the worm's time series to it and returns, so
+    * one writer thread: ``append`` hands the worm's 2-D series to it and returns, so
       the next file is read while this one is written; at most ``QUEUED_WORMS`` wait;
     * each worm's series are written with zarr's async API, all arrays at once, because
       every synchronous zarr call costs milliseconds of event-loop round trip;
     * the worm axis grows in blocks of ``WORM_BLOCK`` (the real count is in the store's
       ``extent``, as for every padded dim), so appending a worm rewrites no metadata;
-      per-worm facts and ROI tables, which are small, share one chunk per block.
+      the small per-worm variables share one chunk per block and are written once per
+      block (or at the end).
     """
 
     def __init__(self, path: str | Path, params: HomogenizeParams, provenance: dict | None = None):
@@ -244,8 +246,8 @@ class StoreWriter:
                  "source_sha256": source_sha256, "worm_id": a["worm_id"], "format": a["format"],
                  "extra_sources": json.dumps(extra_sha256 or {})}
         facts.update({k: a[k] for k in PER_WORM_ATTRS + PER_WORM_TEXT})
-        series = {k: v for k, v in worm.variables.items() if _is_series(v[0])}
-        small = {k: v for k, v in worm.variables.items() if not _is_series(v[0])}
+        series = {k: v for k, v in worm.variables.items() if _chunk_per_worm(v[0])}
+        small = {k: v for k, v in worm.variables.items() if not _chunk_per_worm(v[0])}
         index, self._n = self._n, self._n + 1
         self._tables.append((index, small, facts))
         self._submit(self._write_series, index, series, worm.sizes, dict(facts))
@@ -373,7 +375,7 @@ class StoreWriter:
             if d not in capacity and d != "neuron":
                 raise StoreError(f"{self.path}: dimension {d} of new variable {name} has no capacity")
         shape = tuple(capacity.get(d, N_NEURONS) for d in dims)
-        chunks = (1 if _is_series(dims) else WORM_BLOCK,) + tuple(_block(d) if d in capacity else N_NEURONS
+        chunks = (1 if _chunk_per_worm(dims) else WORM_BLOCK,) + tuple(_block(d) if d in capacity else N_NEURONS
                                                                   for d in dims[1:])
         coords = [] if coord else sorted(self._coords["worm"] + (self._coords["neuron"] if "neuron" in dims else []))
         return await self._group.create_array(
@@ -407,9 +409,13 @@ class StoreWriter:
             zarr.consolidate_metadata(self.staging, zarr_format=3)
 
 
-def _is_series(dims) -> bool:
-    """Variables along time or native frames: the data, one chunk per worm."""
-    return "time" in dims or "frame" in dims
+def _chunk_per_worm(dims) -> bool:
+    """The data, one chunk per worm: 2-D series along time or native frames (calcium,
+    ROI traces, multi-column behaviour). 1-D series (``valid``, ``native_time``, scalar
+    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do:
+    a chunk file costs a zarr write of ~2 ms whatever its size."""
+    dims = [d for d in dims if d != "worm"]
+    return len(dims) >= 2 and ("time" in dims or "frame" in dims)
 
 
 def _compressors(dtype):

@@ -12,17 +12,18 @@ Reference (not re-run here; from the issue): worm-graph's Dag2023 preprocessor, 
 
     python bench/ingest.py [--mirror DIR] [--synthetic 10,100,1000] [--repeats 3]
 
-Where the time goes (7 worms, measured 2026-11-28 on this 2-core machine):
+Where the time goes (7 worms, measured 2026-11-28 on this 2-core machine, quiet):
 
 * reading, sha256, JLD2 labels and homogenizing, without writing anything: 0.34-0.43 s
   (the sha256 of each 4 MB file alone is 7 ms per worm, the JLD2 labels 14 ms);
-* zarr-python: about 2-3 ms per chunk file and ~19 chunk files per worm, plus a fixed
-  ~0.25 s per ingest to create 52 arrays and consolidate the metadata;
+* zarr-python: 2-5 ms per chunk file written (event-loop round trips, a temporary file
+  and a rename per chunk; compressing is ~2 ms of that), 6 chunk files per worm, plus a
+  fixed ~0.25 s per ingest to create 52 arrays and consolidate their metadata;
 * both run at once (a writer thread), but they share the GIL on two cores.
 
 So at 7 worms the floor ratio cannot come near 2x (16 ms per worm) while every worm's
-file is hashed and every time series gets its own chunk; the fixed costs weigh less as
-batches grow (see the synthetic lines).
+file is hashed, its labels decoded and its series written as chunks; the fixed costs
+weigh less as batches grow (see the synthetic lines: 20 ms per worm at 1000 worms).
 """
 
 from __future__ import annotations
