@@ -193,6 +193,10 @@ class Config:
     noise: float = 0.5             # s (initial; learned, positive)
     dropout: float = 0.1
     coordinated_dropout: float = 0.2
+    decoder_input: str = "position"  # position | state (z, v) | state+context (z, v, the encoder's step output)
+
+
+DECODER_INPUTS = ("position", "state", "state+context")
 
 
 def _softplus_inv(y: float) -> float:
@@ -219,7 +223,10 @@ def build_model(cfg: Config):
             self.log_noise = nn.Parameter(torch.tensor(math.log(cfg.noise)))
             if cfg.dynamics == "gru":
                 self.cell = nn.GRUCell(d, 2 * d)
-            self.embed = nn.Linear(d, hdim)
+            if cfg.decoder_input not in DECODER_INPUTS:
+                raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {cfg.decoder_input!r}")
+            width = {"position": d, "state": 2 * d, "state+context": 2 * d + 2 * hdim}[cfg.decoder_input]
+            self.embed = nn.Linear(width, hdim)
             layer = nn.TransformerEncoderLayer(hdim, cfg.heads, dim_feedforward=2 * hdim, dropout=cfg.dropout,
                                                batch_first=True)
             self.decoder = nn.TransformerEncoder(layer, 1, enable_nested_tensor=False)
@@ -236,21 +243,27 @@ def build_model(cfg: Config):
 
         def integrate(self, z, v, eps):
             """Roll the latent state over eps (batch, T-1, d); returns positions (batch, T, d)."""
+            return self.integrate_state(z, v, eps)[0]
+
+        def integrate_state(self, z, v, eps):
+            """Positions and velocities (batch, T, d) each (for the GRU: the two halves of its state)."""
             h = cfg.step
-            out = [z]
+            zs, vs = [z], [v]
             if cfg.dynamics == "gru":
                 state = torch.cat([z, v], -1)
                 for t in range(eps.shape[1]):
                     state = self.cell(eps[:, t], state)
-                    out.append(state[:, :z.shape[-1]])
-                return torch.stack(out, 1)
+                    zs.append(state[:, :z.shape[-1]])
+                    vs.append(state[:, z.shape[-1]:])
+                return torch.stack(zs, 1), torch.stack(vs, 1)
             damp = 1 - h * torch.exp(self.log_damping)
             kick = torch.exp(self.log_noise) * math.sqrt(h)
             for t in range(eps.shape[1]):
                 z = z + h * v
                 v = damp * (v - h * self.grad_potential(z)) + kick * eps[:, t]
-                out.append(z)
-            return torch.stack(out, 1)
+                zs.append(z)
+                vs.append(v)
+            return torch.stack(zs, 1), torch.stack(vs, 1)
 
         def forward(self, x, n_time: int | None = None, n_samples: int = 1, sample: bool = True):
             """x: (batch, T_obs, n_in) inputs; the trajectory runs ``n_time`` >= T_obs bins,
@@ -266,13 +279,17 @@ def build_model(cfg: Config):
                 pad = mf.new_zeros(mf.shape[0], extra, mf.shape[2])
                 mf, lvf = torch.cat([mf, pad], 1), torch.cat([lvf, pad], 1)
             kl = 0.5 * (m0 ** 2 + lv0.exp() - 1 - lv0).sum(-1) + 0.5 * (mf ** 2 + lvf.exp() - 1 - lvf).sum((-1, -2))
+            context = enc
+            if extra > 0:                   # no observation past the window: the context is zero there
+                context = torch.cat([enc, enc.new_zeros(enc.shape[0], extra, enc.shape[2])], 1)
             outs, first = [], None
             for _ in range(n_samples):
                 s0 = m0 + torch.randn_like(m0) * (0.5 * lv0).exp() if sample else m0
                 eps = mf + torch.randn_like(mf) * (0.5 * lvf).exp() if sample else mf
                 z0, v0 = s0.chunk(2, -1)
-                z = self.integrate(z0, v0, eps)
-                outs.append(self.readout(self.decoder(self.embed(z))))
+                z, vel = self.integrate_state(z0, v0, eps)
+                parts = {"position": [z], "state": [z, vel], "state+context": [z, vel, context]}[cfg.decoder_input]
+                outs.append(self.readout(self.decoder(self.embed(torch.cat(parts, -1)))))
                 first = z if first is None else first
             return torch.stack(outs).mean(0), first, kl
 
