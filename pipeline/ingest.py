@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -42,14 +43,18 @@ def sha256_of(path: Path, block: int = 1 << 20) -> str:
 RECORDING_SUFFIXES = {".h5", ".hdf5", ".nwb", ".mat"}
 
 
-def discover(paths: Iterable[str | Path], format: str | None = None) -> list[Path]:
+def discover(paths: Iterable[str | Path], format: str | None = None,
+             detected: dict[Path, list[str]] | None = None) -> list[Path]:
     """Files named directly, plus every file under named folders that a reader recognises
-    (or that looks like a recording by its extension)."""
+    (or that looks like a recording by its extension). ``detected`` collects the formats
+    found for each file, so that callers need not sniff it again."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
             for f in sorted(x for x in p.rglob("*") if x.is_file()):
                 names = detect(f)
+                if detected is not None:
+                    detected[f] = names
                 if (names and (format is None or format in names)) or (
                         not names and f.suffix.lower() in RECORDING_SUFFIXES):
                     out.append(f)
@@ -75,16 +80,23 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     Re-ingesting a file already in the store (same sha256 and worm) is a no-op. The store
     changes only if at least one worm was added, and then atomically.
     """
-    files = discover(paths, format)
+    detected: dict[Path, list[str]] = {}
+    files = discover(paths, format, detected)
     report = IngestReport()
     options = {"labels": labels} if labels else {}
     inputs = []
-    with StoreWriter(store, params, provenance={}) as writer:
+    # checksums are computed ahead on a thread (hashlib releases the GIL), which also
+    # brings each file into the page cache before its reader opens it
+    hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-sha256")
+    ahead = {f: hasher.submit(sha256_of, f) for f in files if f.is_file()}
+    side_files: dict[str, str] = {}
+    with hasher, StoreWriter(store, params, provenance={}) as writer:
         existing, names = writer.existing()
         for path in files:
             try:
-                sha = sha256_of(path) if path.is_file() else ""
-                recs = read_recordings(path, format=format, **(options if _takes_labels(path, format) else {}))
+                sha = ahead[path].result() if path in ahead else ""
+                fmt = format or (detected[path][0] if detected.get(path) else None)
+                recs = read_recordings(path, format=fmt, **(options if _takes_labels(path, fmt) else {}))
                 pending = []
                 for rec in recs:
                     if (sha, rec.worm_id) in existing:
@@ -96,7 +108,11 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                     name = f"{rec.dataset}/{rec.worm_id}"
                     if name in names:
                         name = f"{name}~{sha[:8]}"
-                    extra = {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}
+                    extra = {}
+                    for side in rec.extra_sources:          # e.g. the JLD2 labels, shared by many worms
+                        if side not in side_files:
+                            side_files[side] = sha256_of(Path(side))
+                        extra[Path(side).name] = side_files[side]
                     writer.append(worm, sha, name, extra)
                     names.add(name)
                     existing.add((sha, rec.worm_id))
