@@ -113,7 +113,11 @@ def _linear(t: np.ndarray, x: np.ndarray, grid: np.ndarray) -> np.ndarray:
     t0, t1 = t[idx], t[idx + 1]
     w = ((grid - t0) / (t1 - t0))[:, None]
     exact_left = (w[:, 0] == 0.0)
-    y = x[idx] * (1.0 - w) + x[idx + 1] * w
+    y = x[idx]                       # y0 + (y1 - y0) w, in place: two gathers and three passes
+    step = x[idx + 1]
+    step -= y
+    step *= w
+    y += step
     if exact_left.any():             # a grid point on a sample: its neighbour's NaN must not leak
         y[exact_left] = x[idx[exact_left]]
     exact_right = (w[:, 0] == 1.0)
@@ -300,10 +304,11 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
     index = neuron_index()
     calcium = np.full((grid.size, len(index)), np.nan, dtype=np.float32)
     observed = np.zeros(len(index), dtype=bool)
-    for j, name in enumerate(placement.roi_neuron):
-        if name:
-            calcium[:, index[name]] = y[:, j]
-            observed[index[name]] = bool(np.isfinite(x[:, j]).any())
+    placed = [(j, index[name]) for j, name in enumerate(placement.roi_neuron) if name]
+    if placed:
+        cols, slots = map(list, zip(*placed))
+        calcium[:, slots] = y[:, cols]
+        observed[slots] = np.isfinite(x[:, cols]).any(axis=0)
 
     data = {
         "calcium": (("time", "neuron"), calcium),

@@ -60,6 +60,10 @@ N_NEURONS = 302
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
 PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
+FACT_DTYPES = {**{k: np.dtype(object) for k in PER_WORM_COORDS},
+               **{k: np.dtype(np.int64) for k in ("n_frames", "n_rois", "n_labelled")},
+               **{k: np.dtype(np.float64) for k in ("duration_s", "native_t0", "native_median_dt")},
+               **{k: np.dtype(object) for k in PER_WORM_TEXT}}
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
 
@@ -203,6 +207,8 @@ class StoreWriter:
         self._extent = dict(self._attrs.get("extent", {}))
         self._extent.setdefault("worm", self._n)
         self._capacity = dict(self._attrs.get("capacity", {}))
+        if not self._n:          # a new store: its fixed arrays are created while the first file is read
+            self._submit(lambda: sync(self._create_store()))
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -250,7 +256,7 @@ class StoreWriter:
         small = {k: v for k, v in worm.variables.items() if not _chunk_per_worm(v[0])}
         index, self._n = self._n, self._n + 1
         self._tables.append((index, small, facts))
-        self._submit(self._write_series, index, series, worm.sizes, dict(facts))
+        self._submit(self._write_series, index, series, worm.sizes, worm.variables)
         if (index + 1) % WORM_BLOCK == 0:
             self.flush(wait=False)
         while len(self._queue) > QUEUED_WORMS:       # bounded: memory stays flat however many worms come
@@ -272,25 +278,27 @@ class StoreWriter:
     def _run(self, coroutine_fn, *args):
         return self._thread.submit(lambda: sync(coroutine_fn(*args))).result()
 
-    def _write_series(self, index: int, series: dict, sizes: dict, facts: dict) -> None:
-        sync(self._series(index, series, sizes, facts))
+    def _write_series(self, index: int, series: dict, sizes: dict, variables: dict) -> None:
+        sync(self._series(index, series, sizes, variables))
 
     def _write_tables(self, entries: list) -> None:
         sync(self._tables_async(entries))
 
-    async def _series(self, index: int, series: dict, sizes: dict, facts: dict) -> None:
+    async def _series(self, index: int, series: dict, sizes: dict, variables: dict) -> None:
         for dim, size in sizes.items():
             if dim != "neuron":
                 self._extent[dim] = max(self._extent.get(dim, 0), size)
         self._extent["worm"] = max(self._extent.get("worm", 0), index + 1)
         capacity = {d: _capacity(d, n) for d, n in self._extent.items()}
-        arrays = await self._open_arrays() if self._arrays or self._attrs.get("n_worms") else \
-            await self._create_store(capacity, facts)
+        arrays = await self._open_arrays()
         grown = {d: c for d, c in capacity.items() if c > self._capacity.get(d, 0)}
-        if grown and self._capacity:
-            await self._grow(arrays, grown)
         self._capacity.update(capacity)
-        await self._ensure(series)
+        if "time" not in arrays:                   # the first worm of a new store sets the time capacity
+            arrays["time"] = await self._static("time", np.arange(capacity["time"]) * self.params.dt, {"units": "s"})
+            grown.pop("time", None)
+        if grown:
+            await self._grow(arrays, grown)
+        await self._ensure(variables)              # all of the worm's variables, in one round trip
         gate = asyncio.Semaphore(WRITES_IN_FLIGHT)
 
         async def put(name, values):
@@ -342,24 +350,22 @@ class StoreWriter:
                 self._capacity["worm"] = int(self._arrays["worm"].shape[0])
         return self._arrays
 
-    async def _create_store(self, capacity: dict, facts: dict) -> dict:
-        """A new store: the coordinates (time, neuron and the registry's columns) and per-worm facts."""
+    async def _create_store(self) -> None:
+        """A new store's fixed arrays: the neuron coordinates (the registry's columns) and
+        the per-worm facts; ``time`` waits for the first worm's length."""
         self._group = await zarr_async.open_group(self.staging, mode="w", zarr_format=3)
-        self._capacity = dict(capacity)
+        self._capacity = {"worm": _capacity("worm", 1)}
         cols = registry_columns()
         neuron_coords = ["neuron_" + c if c in ("lr", "dv") else c for c in cols]
         self._coords = {"worm": sorted(PER_WORM_COORDS[1:]), "neuron": sorted(neuron_coords)}
-        static = {"time": (np.arange(capacity["time"]) * self.params.dt, {"units": "s"}),
-                  "neuron": (np.array(neuron_names(), dtype=object), {})}
+        static = {"neuron": np.array(neuron_names(), dtype=object)}
         for name, values in zip(neuron_coords, cols.values()):
-            static[name] = (np.array(values, dtype=float if name in FLOAT_COLUMNS else object), {})
-        dtypes = {name: np.dtype(object) if isinstance(facts[name], str) else np.asarray(facts[name]).dtype
-                  for name in PER_WORM_COORDS + PER_WORM_ATTRS + PER_WORM_TEXT}
+            static[name] = np.array(values, dtype=float if name in FLOAT_COLUMNS else object)
         arrays = await asyncio.gather(
-            *(self._static(name, values, attrs) for name, (values, attrs) in static.items()),
-            *(self._create(name, ("worm",), dtype, {}, coord=name in PER_WORM_COORDS) for name, dtype in dtypes.items()))
-        self._arrays = dict(zip(list(static) + list(dtypes), arrays))
-        return self._arrays
+            *(self._static(name, values, {}) for name, values in static.items()),
+            *(self._create(name, ("worm",), dtype, {}, coord=name in PER_WORM_COORDS)
+              for name, dtype in FACT_DTYPES.items()))
+        self._arrays = dict(zip(list(static) + list(FACT_DTYPES), arrays))
 
     async def _static(self, name: str, values: np.ndarray, attrs: dict):
         dims = ("time",) if name == "time" else ("neuron",)

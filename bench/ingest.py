@@ -14,16 +14,18 @@ Reference (not re-run here; from the issue): worm-graph's Dag2023 preprocessor, 
 
 Where the time goes (7 worms, measured 2026-11-28 on this 2-core machine, quiet):
 
-* reading, sha256, JLD2 labels and homogenizing, without writing anything: 0.34-0.43 s
-  (the sha256 of each 4 MB file alone is 7 ms per worm, the JLD2 labels 14 ms);
-* zarr-python: 2-5 ms per chunk file written (event-loop round trips, a temporary file
-  and a rename per chunk; compressing is ~2 ms of that), 6 chunk files per worm, plus a
-  fixed ~0.25 s per ingest to create 52 arrays and consolidate their metadata;
-* both run at once (a writer thread), but they share the GIL on two cores.
+* the main thread (read, JLD2 labels, homogenize): about 40 ms per worm, 14 of them the
+  JLD2 labels; checksums run ahead on their own thread;
+* the writer thread (zarr-python): a fixed ~0.35 s per new store to create 52 arrays and
+  consolidate their metadata, then ~40-70 ms per worm for its six chunk files
+  (event-loop round trips, a temporary file and a rename per chunk; compressing them
+  is ~8 ms of that);
+* the two run at once but share the GIL on two cores, and the first worm waits for
+  both.
 
-So at 7 worms the floor ratio cannot come near 2x (16 ms per worm) while every worm's
-file is hashed, its labels decoded and its series written as chunks; the fixed costs
-weigh less as batches grow (see the synthetic lines: 20 ms per worm at 1000 worms).
+So at 7 worms the floor ratio cannot come near 2x (13 ms per worm) while every worm's
+labels are decoded and its series written as chunk files; the fixed costs weigh less as
+batches grow (see the synthetic lines: 24 ms per worm at 1000 worms).
 """
 
 from __future__ import annotations
