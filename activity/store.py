@@ -38,10 +38,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import zarr
 import zarr.api.asynchronous as zarr_async
-from zarr.codecs import BloscCodec
 from zarr.core.sync import sync
 
+from activity import zarr_layout as layout
 from activity.homogenize import HomogenizeParams, Worm
+from activity.zarr_layout import (chunk_per_worm, compressors, conform, coordinates_of, dims_of, fill_for, numpy_dtype,
+                                  xarray_attrs, zarr_dtype)
 from connectome.atomic import recover, swap_in
 from connectome.errors import StoreError
 from connectome.neurons import FLOAT_COLUMNS, neuron_names, registry_columns
@@ -50,13 +52,8 @@ if TYPE_CHECKING:
     import xarray as xr
 
 STORE_FORMAT = "wormflow-activity/1"
-BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
 QUEUED_WORMS = 2                 # worms read ahead of the writer thread (bounds memory)
-K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
-COMPRESSOR_NAME = "lz4"
 WRITES_IN_FLIGHT = 2             # chunk writes encoding at once (bounds the writer's memory)
-WORM_BLOCK = 64                  # worm-axis growth step; per-worm facts and ROI tables: worms per chunk
-N_NEURONS = 302
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
 PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
@@ -73,15 +70,6 @@ def wormflow_version() -> str:
         return importlib_metadata.version("wormflow")
     except importlib_metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-def _block(dim: str) -> int:
-    return WORM_BLOCK if dim == "worm" else BLOCKS.get(dim, K_BLOCK)
-
-
-def _capacity(dim: str, size: int) -> int:
-    b = _block(dim)
-    return max(b, -(-size // b) * b)
 
 
 # ---------------------------------------------------------------- atomic swap
@@ -138,9 +126,6 @@ def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
 
 # ---------------------------------------------------------------- writing
 
-_NAN_FILL = "AAAAAAAA+H8="            # xarray's _FillValue attribute for NaN (float64, base64)
-
-
 class StoreWriter:
     """Append homogenized worms to a store as one atomic transaction.
 
@@ -159,7 +144,7 @@ class StoreWriter:
       the next file is read while this one is written; at most ``QUEUED_WORMS`` wait;
     * each worm's series are written with zarr's async API, all arrays at once, because
       every synchronous zarr call costs milliseconds of event-loop round trip;
-    * the worm axis grows in blocks of ``WORM_BLOCK`` (the real count is in the store's
+    * the worm axis grows in blocks of 64 worms (the real count is in the store's
       ``extent``, as for every padded dim), so appending a worm rewrites no metadata;
       the small per-worm variables share one chunk per block and are written once per
       block (or at the end).
@@ -252,12 +237,12 @@ class StoreWriter:
                  "source_sha256": source_sha256, "worm_id": a["worm_id"], "format": a["format"],
                  "extra_sources": json.dumps(extra_sha256 or {})}
         facts.update({k: a[k] for k in PER_WORM_ATTRS + PER_WORM_TEXT})
-        series = {k: v for k, v in worm.variables.items() if _chunk_per_worm(v[0])}
-        small = {k: v for k, v in worm.variables.items() if not _chunk_per_worm(v[0])}
+        series = {k: v for k, v in worm.variables.items() if chunk_per_worm(v[0])}
+        small = {k: v for k, v in worm.variables.items() if not chunk_per_worm(v[0])}
         index, self._n = self._n, self._n + 1
         self._tables.append((index, small, facts))
         self._submit(self._write_series, index, series, worm.sizes, worm.variables)
-        if (index + 1) % WORM_BLOCK == 0:
+        if (index + 1) % layout.WORM_BLOCK == 0:
             self.flush(wait=False)
         while len(self._queue) > QUEUED_WORMS:       # bounded: memory stays flat however many worms come
             self._queue.pop(0).result()
@@ -289,7 +274,7 @@ class StoreWriter:
             if dim != "neuron":
                 self._extent[dim] = max(self._extent.get(dim, 0), size)
         self._extent["worm"] = max(self._extent.get("worm", 0), index + 1)
-        capacity = {d: _capacity(d, n) for d, n in self._extent.items()}
+        capacity = {d: layout.capacity(d, n) for d, n in self._extent.items()}
         arrays = await self._open_arrays()
         grown = {d: c for d, c in capacity.items() if c > self._capacity.get(d, 0)}
         self._capacity.update(capacity)
@@ -304,7 +289,7 @@ class StoreWriter:
         async def put(name, values):
             async with gate:
                 arr = arrays[name]
-                values = _conform(_dims(arr)[1:], *values[:2], where=f"{self.path}: {name}")
+                values = conform(dims_of(arr)[1:], *values[:2], where=f"{self.path}: {name}")
                 await arr.setitem((index,) + tuple(slice(0, n) for n in values.shape), values)
 
         await asyncio.gather(*(put(name, v) for name, v in series.items()))
@@ -318,14 +303,14 @@ class StoreWriter:
         jobs = []
         for name in sorted(names):
             arr = arrays[name]
-            block = np.full((k,) + arr.shape[1:], _fill_for(arr.dtype), dtype=_numpy_dtype(arr.dtype))
+            block = np.full((k,) + arr.shape[1:], fill_for(arr.dtype), dtype=numpy_dtype(arr.dtype))
             for i, (_, small, _) in enumerate(entries):
                 if name in small:
-                    v = _conform(_dims(arr)[1:], *small[name][:2], where=f"{self.path}: {name}")
+                    v = conform(dims_of(arr)[1:], *small[name][:2], where=f"{self.path}: {name}")
                     block[(i,) + tuple(slice(0, n) for n in v.shape)] = v
             jobs.append(arr.setitem(slice(start, start + k), block))
         for name in PER_WORM_COORDS + PER_WORM_ATTRS + PER_WORM_TEXT:
-            values = np.array([facts[name] for _, _, facts in entries], dtype=_numpy_dtype(arrays[name].dtype))
+            values = np.array([facts[name] for _, _, facts in entries], dtype=numpy_dtype(arrays[name].dtype))
             jobs.append(arrays[name].setitem(slice(start, start + k), values))
         await asyncio.gather(*jobs)
 
@@ -345,7 +330,7 @@ class StoreWriter:
             # metadata, which would hide every resize made since
             self._group = await zarr_async.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
             self._arrays = {name: arr async for name, arr in self._group.arrays()}
-            self._coords = _coordinates_of(self._arrays)
+            self._coords = coordinates_of(self._arrays)
             if "worm" not in self._capacity:       # a store written before the worm axis had a capacity
                 self._capacity["worm"] = int(self._arrays["worm"].shape[0])
         return self._arrays
@@ -354,7 +339,7 @@ class StoreWriter:
         """A new store's fixed arrays: the neuron coordinates (the registry's columns) and
         the per-worm facts; ``time`` waits for the first worm's length."""
         self._group = await zarr_async.open_group(self.staging, mode="w", zarr_format=3)
-        self._capacity = {"worm": _capacity("worm", 1)}
+        self._capacity = {"worm": layout.capacity("worm", 1)}
         cols = registry_columns()
         neuron_coords = ["neuron_" + c if c in ("lr", "dv") else c for c in cols]
         self._coords = {"worm": sorted(PER_WORM_COORDS[1:]), "neuron": sorted(neuron_coords)}
@@ -370,8 +355,8 @@ class StoreWriter:
     async def _static(self, name: str, values: np.ndarray, attrs: dict):
         dims = ("time",) if name == "time" else ("neuron",)
         arr = await self._group.create_array(
-            name, shape=values.shape, chunks=values.shape, dtype=_zarr_dtype(values.dtype),
-            fill_value=_fill_for(values.dtype), dimension_names=dims, attributes=_xarray_attrs(values.dtype, attrs, []))
+            name, shape=values.shape, chunks=values.shape, dtype=zarr_dtype(values.dtype),
+            fill_value=fill_for(values.dtype), dimension_names=dims, attributes=xarray_attrs(values.dtype, attrs, []))
         await arr.setitem(slice(None), values)
         return arr
 
@@ -380,21 +365,21 @@ class StoreWriter:
         for d in dims:
             if d not in capacity and d != "neuron":
                 raise StoreError(f"{self.path}: dimension {d} of new variable {name} has no capacity")
-        shape = tuple(capacity.get(d, N_NEURONS) for d in dims)
-        chunks = (1 if _chunk_per_worm(dims) else WORM_BLOCK,) + tuple(_block(d) if d in capacity else N_NEURONS
-                                                                  for d in dims[1:])
+        shape = tuple(capacity.get(d, layout.N_NEURONS) for d in dims)
+        chunks = (1 if chunk_per_worm(dims) else layout.WORM_BLOCK,) + tuple(
+            layout.block(d) if d in capacity else layout.N_NEURONS for d in dims[1:])
         coords = [] if coord else sorted(self._coords["worm"] + (self._coords["neuron"] if "neuron" in dims else []))
         return await self._group.create_array(
-            name, shape=shape, chunks=chunks, dtype=_zarr_dtype(dtype), fill_value=_fill_for(dtype),
-            dimension_names=dims, attributes=_xarray_attrs(np.dtype(dtype), attrs, coords),
-            compressors=_compressors(dtype), config={"write_empty_chunks": True},
+            name, shape=shape, chunks=chunks, dtype=zarr_dtype(dtype), fill_value=fill_for(dtype),
+            dimension_names=dims, attributes=xarray_attrs(np.dtype(dtype), attrs, coords),
+            compressors=compressors(dtype), config={"write_empty_chunks": True},
             # chunk files side by side (c.0.0.0), not nested folders: a new worm's chunk then
             # creates one file instead of a file and up to three directories
             chunk_key_encoding={"name": "default", "separator": "."})
 
     async def _grow(self, arrays: dict, grown: dict) -> None:
-        await asyncio.gather(*(arr.resize(tuple(grown.get(d, s) for d, s in zip(_dims(arr), arr.shape)))
-                               for arr in arrays.values() if any(d in grown for d in _dims(arr))))
+        await asyncio.gather(*(arr.resize(tuple(grown.get(d, s) for d, s in zip(dims_of(arr), arr.shape)))
+                               for arr in arrays.values() if any(d in grown for d in dims_of(arr))))
         if "time" in grown:
             await arrays["time"].setitem(slice(None), np.arange(grown["time"]) * self.params.dt)
 
@@ -413,77 +398,6 @@ class StoreWriter:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")       # "consolidated metadata is not in the v3 spec" (yet)
             zarr.consolidate_metadata(self.staging, zarr_format=3)
-
-
-def _chunk_per_worm(dims) -> bool:
-    """The data, one chunk per worm: 2-D series along time or native frames (calcium,
-    ROI traces, multi-column behaviour). 1-D series (``valid``, ``native_time``, scalar
-    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do:
-    a chunk file costs a zarr write of ~2 ms whatever its size."""
-    dims = [d for d in dims if d != "worm"]
-    return len(dims) >= 2 and ("time" in dims or "frame" in dims)
-
-
-def _compressors(dtype):
-    # numbers: blosc lz4 with byte shuffle, ~2x faster to write than zarr's default zstd
-    # for the same size on these traces (NaN padding, float32/64)
-    if np.dtype(dtype).kind in "fiub":
-        return (BloscCodec(cname=COMPRESSOR_NAME, clevel=5, shuffle="shuffle"),)
-    return "auto"
-
-
-def _dims(arr) -> tuple[str, ...]:
-    return tuple(arr.metadata.dimension_names or ())
-
-
-def _coordinates_of(arrays: dict) -> dict[str, list[str]]:
-    """The coordinate names an existing store gives its per-worm and per-neuron variables."""
-    worm = arrays["n_frames"].metadata.attributes.get("coordinates", "").split() if "n_frames" in arrays else []
-    calcium = arrays["calcium"].metadata.attributes.get("coordinates", "").split() if "calcium" in arrays else []
-    return {"worm": worm, "neuron": [c for c in calcium if c not in worm]}
-
-
-def _conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> np.ndarray:
-    """One worm's ``values`` (dims ``dims``) shaped for an array stored with ``stored_dims``."""
-    dims = tuple(dims)
-    if dims == stored_dims:
-        return values
-    if len(stored_dims) == len(dims) + 1 and stored_dims[:-1] == dims:     # (T,) into (T, K): K = 1
-        return values[..., None]
-    raise StoreError(f"{where} is stored with dims {stored_dims} but the new worm has {dims}")
-
-
-def _zarr_dtype(dtype):
-    return str if np.dtype(dtype) == object else np.dtype(dtype)
-
-
-def _numpy_dtype(zdtype) -> np.dtype:
-    try:
-        dtype = np.dtype(zdtype)
-    except TypeError:
-        return np.dtype(object)
-    return np.dtype(object) if dtype.kind in "OUT" else dtype
-
-
-def _xarray_attrs(dtype: np.dtype, attrs: dict, coords: list[str]) -> dict:
-    """Attributes as ``xarray.to_zarr`` writes them: the variable's, its coordinates, _FillValue for floats."""
-    out = dict(attrs)
-    if coords:
-        out["coordinates"] = " ".join(coords)
-    if np.dtype(dtype).kind == "f":
-        out["_FillValue"] = _NAN_FILL
-    return out
-
-
-def _fill_for(dtype) -> object:
-    dtype = _numpy_dtype(dtype)
-    if dtype == object:
-        return ""
-    if dtype == bool:
-        return False
-    if dtype.kind in "iu":
-        return 0
-    return np.nan
 
 
 def _version(module: str) -> str:

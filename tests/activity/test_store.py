@@ -141,7 +141,7 @@ def test_a_worm_that_conflicts_with_the_store_fails_the_transaction_and_changes_
 
 
 def test_more_worms_than_one_block_and_dask_sees_one_chunk_per_worm(tmp_path):
-    import activity.store as store_module
+    import activity.zarr_layout as store_module
 
     store = tmp_path / "a.zarr"
     recs = [_rec(f"w{i:02d}", 60 + i, ["AVAL", "AVAR"][: 1 + i % 2], i) for i in range(7)]

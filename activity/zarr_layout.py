@@ -1,0 +1,97 @@
+"""How the activity store lays a variable out in Zarr v3: chunk and capacity sizes, codecs,
+and the attributes ``xarray.to_zarr`` would write, so that the writer (which talks to
+zarr directly) produces stores xarray reads as its own."""
+
+from __future__ import annotations
+
+import numpy as np
+from zarr.codecs import BloscCodec
+
+from connectome.errors import StoreError
+
+BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
+K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
+WORM_BLOCK = 64                  # worm-axis growth step; small per-worm variables: worms per chunk
+N_NEURONS = 302
+COMPRESSOR_NAME = "lz4"
+NAN_FILL = "AAAAAAAA+H8="        # xarray's _FillValue attribute for NaN (float64, base64)
+
+
+def block(dim: str) -> int:
+    return WORM_BLOCK if dim == "worm" else BLOCKS.get(dim, K_BLOCK)
+
+
+def capacity(dim: str, size: int) -> int:
+    b = block(dim)
+    return max(b, -(-size // b) * b)
+
+
+def chunk_per_worm(dims) -> bool:
+    """The data, one chunk per worm: 2-D series along time or native frames (calcium,
+    ROI traces, multi-column behaviour). 1-D series (``valid``, ``native_time``, scalar
+    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do:
+    a chunk file costs a zarr write of ~2 ms whatever its size."""
+    dims = [d for d in dims if d != "worm"]
+    return len(dims) >= 2 and ("time" in dims or "frame" in dims)
+
+
+def compressors(dtype):
+    # numbers: blosc lz4 with byte shuffle, ~2x faster to write than zarr's default zstd
+    # for the same size on these traces (NaN padding, float32/64)
+    if np.dtype(dtype).kind in "fiub":
+        return (BloscCodec(cname=COMPRESSOR_NAME, clevel=5, shuffle="shuffle"),)
+    return "auto"
+
+
+def dims_of(arr) -> tuple[str, ...]:
+    return tuple(arr.metadata.dimension_names or ())
+
+
+def coordinates_of(arrays: dict) -> dict[str, list[str]]:
+    """The coordinate names an existing store gives its per-worm and per-neuron variables."""
+    worm = arrays["n_frames"].metadata.attributes.get("coordinates", "").split() if "n_frames" in arrays else []
+    calcium = arrays["calcium"].metadata.attributes.get("coordinates", "").split() if "calcium" in arrays else []
+    return {"worm": worm, "neuron": [c for c in calcium if c not in worm]}
+
+
+def conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> np.ndarray:
+    """One worm's ``values`` (dims ``dims``) shaped for an array stored with ``stored_dims``."""
+    dims = tuple(dims)
+    if dims == stored_dims:
+        return values
+    if len(stored_dims) == len(dims) + 1 and stored_dims[:-1] == dims:     # (T,) into (T, K): K = 1
+        return values[..., None]
+    raise StoreError(f"{where} is stored with dims {stored_dims} but the new worm has {dims}")
+
+
+def zarr_dtype(dtype):
+    return str if np.dtype(dtype) == object else np.dtype(dtype)
+
+
+def numpy_dtype(zdtype) -> np.dtype:
+    try:
+        dtype = np.dtype(zdtype)
+    except TypeError:
+        return np.dtype(object)
+    return np.dtype(object) if dtype.kind in "OUT" else dtype
+
+
+def xarray_attrs(dtype: np.dtype, attrs: dict, coords: list[str]) -> dict:
+    """Attributes as ``xarray.to_zarr`` writes them: the variable's, its coordinates, _FillValue for floats."""
+    out = dict(attrs)
+    if coords:
+        out["coordinates"] = " ".join(coords)
+    if np.dtype(dtype).kind == "f":
+        out["_FillValue"] = NAN_FILL
+    return out
+
+
+def fill_for(dtype) -> object:
+    dtype = numpy_dtype(dtype)
+    if dtype == object:
+        return ""
+    if dtype == bool:
+        return False
+    if dtype.kind in "iu":
+        return 0
+    return np.nan
