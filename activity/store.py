@@ -228,7 +228,8 @@ class StoreWriter:
         sha, worm_id, worm = self._run(read)
         return set(zip(sha.tolist(), worm_id.tolist())), set(worm.tolist())
 
-    def append(self, worm: "Worm | xr.Dataset", source_sha256: str, name: str, extra_sha256: dict | None = None) -> None:
+    def append(self, worm: "Worm | xr.Dataset", source_sha256: str, name: str,
+               extra_sha256: dict | None = None) -> None:
         """Queue one homogenized worm (:func:`activity.homogenize.homogenize_worm` or ``homogenize``)."""
         if not isinstance(worm, Worm):
             worm = Worm.from_dataset(worm)
