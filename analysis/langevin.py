@@ -13,8 +13,11 @@ Generative model, per trial:
   on a ring with strength c_i:
       U(z) = sum_i [k_i z_i^2 / 2 + a_i z_i^4 / 4 + c_i (z_i - z_{i+1})^2 / 2]
   and grad U is written in closed form (no autograd call inside the time loop);
-- a one-layer Transformer decoder reads the position trajectory and gives each neuron's
-  log-rate (Poisson) or mean (Gaussian, with a learned per-neuron noise).
+- a one-layer Transformer decoder reads, at every bin, the position and velocity and the
+  forward encoder's state one bin back (``decoder_input="state+past"``, as the released
+  code pairs (z, v) with its causal encoder's state), and gives each neuron's log-rate
+  (Poisson) or mean (Gaussian, with a learned per-neuron noise). The encoder's state for
+  the bin being predicted is withheld: with it the decoder learns the bin's own noise.
 
 Inference: a bidirectional GRU encoder over the observed neurons gives the posterior of
 (z_0, v_0) and, per step, the posterior of the stochastic force eps_t. The ELBO is the
@@ -193,10 +196,13 @@ class Config:
     noise: float = 0.5             # s (initial; learned, positive)
     dropout: float = 0.1
     coordinated_dropout: float = 0.2
-    decoder_input: str = "position"  # position | state (z, v) | state+context (z, v, the encoder's step output)
+    # what the decoder reads at each bin: position | state (z, v) | state+context (z, v and the
+    # encoder's output) | state+past (z, v and the forward encoder's output one bin back, so
+    # never the bin being predicted; the released code's choice, and the best on Lorenz)
+    decoder_input: str = "state+past"
 
 
-DECODER_INPUTS = ("position", "state", "state+context")
+DECODER_INPUTS = ("position", "state", "state+context", "state+past")
 
 
 def _softplus_inv(y: float) -> float:
@@ -225,7 +231,8 @@ def build_model(cfg: Config):
                 self.cell = nn.GRUCell(d, 2 * d)
             if cfg.decoder_input not in DECODER_INPUTS:
                 raise ValueError(f"decoder_input must be one of {DECODER_INPUTS}, got {cfg.decoder_input!r}")
-            width = {"position": d, "state": 2 * d, "state+context": 2 * d + 2 * hdim}[cfg.decoder_input]
+            width = {"position": d, "state": 2 * d, "state+context": 2 * d + 2 * hdim,
+                     "state+past": 2 * d + hdim}[cfg.decoder_input]
             self.embed = nn.Linear(width, hdim)
             layer = nn.TransformerEncoderLayer(hdim, cfg.heads, dim_feedforward=2 * hdim, dropout=cfg.dropout,
                                                batch_first=True)
@@ -280,15 +287,18 @@ def build_model(cfg: Config):
                 mf, lvf = torch.cat([mf, pad], 1), torch.cat([lvf, pad], 1)
             kl = 0.5 * (m0 ** 2 + lv0.exp() - 1 - lv0).sum(-1) + 0.5 * (mf ** 2 + lvf.exp() - 1 - lvf).sum((-1, -2))
             context = enc
+            if cfg.decoder_input == "state+past":   # forward direction only, shifted: bins before t
+                fwd = enc[..., :cfg.hidden]
+                context = torch.cat([fwd.new_zeros(fwd.shape[0], 1, fwd.shape[2]), fwd[:, :-1]], 1)
             if extra > 0:                   # no observation past the window: the context is zero there
-                context = torch.cat([enc, enc.new_zeros(enc.shape[0], extra, enc.shape[2])], 1)
+                context = torch.cat([context, context.new_zeros(context.shape[0], extra, context.shape[2])], 1)
             outs, first = [], None
             for _ in range(n_samples):
                 s0 = m0 + torch.randn_like(m0) * (0.5 * lv0).exp() if sample else m0
                 eps = mf + torch.randn_like(mf) * (0.5 * lvf).exp() if sample else mf
                 z0, v0 = s0.chunk(2, -1)
                 z, vel = self.integrate_state(z0, v0, eps)
-                parts = {"position": [z], "state": [z, vel], "state+context": [z, vel, context]}[cfg.decoder_input]
+                parts = {"position": [z], "state": [z, vel]}.get(cfg.decoder_input, [z, vel, context])
                 outs.append(self.readout(self.decoder(self.embed(torch.cat(parts, -1)))))
                 first = z if first is None else first
             return torch.stack(outs).mean(0), first, kl

@@ -104,12 +104,12 @@ def test_forward_prediction_runs_past_the_observed_bins(lorenz):
     assert r.predict(lorenz["spikes"][:3], n_samples=1).shape == (3, 20, 12)
 
 
-@pytest.mark.parametrize("decoder_input", ["state", "state+context"])
+@pytest.mark.parametrize("decoder_input", ["state", "state+context", "state+past"])
 def test_the_decoder_can_read_velocity_and_the_encoder_context(lorenz, decoder_input):
     hi, ho = L.split_neurons(12, 0.25, seed=0)
     r = L.fit(lorenz["spikes"], hi, ho, forward=4, epochs=2, kl_warmup=1, batch_size=16, latent=4, hidden=16,
               heads=2, device="cpu", seed=0, decoder_input=decoder_input)
-    width = {"state": 8, "state+context": 8 + 32}[decoder_input]          # 2 x latent (+ 2 x hidden)
+    width = {"state": 8, "state+context": 8 + 32, "state+past": 8 + 16}[decoder_input]   # 2 latent (+ hidden)
     assert r.model.embed.in_features == width
     pred = r.predict(lorenz["spikes"][:3], n_samples=1)
     assert pred.shape == (3, 20, 12) and np.isfinite(pred).all()
