@@ -380,7 +380,8 @@ def from_arrays(arrays, device: str = "cpu") -> FitResult:
     torch = _torch()
     header = json.loads(bytes(np.asarray(arrays["__header"])).decode())
     state = {k: torch.as_tensor(np.asarray(arrays[k])) for k in arrays if not k.startswith("__")}
-    cfg = Config(**header["config"])
+    # checkpoints written before decoder_input existed decoded the position only
+    cfg = Config(**{"decoder_input": "position", **header["config"]})
     model = build_model(cfg).to(device)
     model.load_state_dict(state)
     return FitResult(model, cfg, np.asarray(arrays["__held_in"]), np.asarray(arrays["__held_out"]),

@@ -97,6 +97,21 @@ def test_checkpoint_round_trip_restores_the_model_without_pickle(lorenz, tiny, t
     assert back.config == tiny.config and list(back.held_out) == list(tiny.held_out)
 
 
+def test_a_checkpoint_from_before_decoder_input_existed_still_loads(lorenz):
+    import json
+
+    hi, ho = L.split_neurons(12, 0.25, seed=0)
+    old = L.fit(lorenz["spikes"], hi, ho, epochs=1, kl_warmup=1, batch_size=16, latent=4, hidden=16, heads=2,
+                device="cpu", seed=0, decoder_input="position")
+    arrays = old.to_arrays()
+    header = json.loads(bytes(arrays["__header"]).decode())
+    del header["config"]["decoder_input"]
+    arrays["__header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    back = L.from_arrays(arrays)
+    assert back.config.decoder_input == "position"
+    np.testing.assert_array_equal(back.latents(lorenz["spikes"][:2]), old.latents(lorenz["spikes"][:2]))
+
+
 def test_forward_prediction_runs_past_the_observed_bins(lorenz):
     hi, ho = L.split_neurons(12, 0.25, seed=0)
     r = L.fit(lorenz["spikes"], hi, ho, forward=5, epochs=2, kl_warmup=1, batch_size=16, latent=4, hidden=16,
