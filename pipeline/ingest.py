@@ -90,41 +90,44 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-sha256")
     ahead = {f: hasher.submit(sha256_of, f) for f in files if f.is_file()}
     side_files: dict[str, str] = {}
-    with hasher, StoreWriter(store, params, provenance={}) as writer:
-        existing, names = writer.existing()
-        for path in files:
-            try:
-                sha = ahead[path].result() if path in ahead else ""
-                fmt = format or (detected[path][0] if detected.get(path) else None)
-                recs = read_recordings(path, format=fmt, **(options if _takes_labels(path, fmt) else {}))
-                pending = []
-                for rec in recs:
-                    if (sha, rec.worm_id) in existing:
-                        report.skipped.append(f"{path.name} [{rec.worm_id}]")
-                        continue
-                    rec.dataset = dataset or dataset_name(path, rec.dataset)
-                    pending.append((rec, homogenize_worm(rec, params)))
-                for rec, worm in pending:
-                    name = f"{rec.dataset}/{rec.worm_id}"
-                    if name in names:
-                        name = f"{name}~{sha[:8]}"
-                    extra = {}
-                    for side in rec.extra_sources:          # e.g. the JLD2 labels, shared by many worms
-                        if side not in side_files:
-                            side_files[side] = sha256_of(Path(side))
-                        extra[Path(side).name] = side_files[side]
-                    writer.append(worm, sha, name, extra)
-                    names.add(name)
-                    existing.add((sha, rec.worm_id))
-                    report.added.append(name)
-                    report.notes.extend(json.loads(worm.attrs["label_notes"]))
-                inputs.append({"file": str(path.resolve()), "sha256": sha})
-            except Exception as exc:  # any failure, expected or not, fails only this file
-                report.failed.append((str(path), failure_message(path.name, exc)))
-            if on_file is not None:
-                on_file(path)
-        writer.provenance = {"last_ingest": {"inputs": inputs, "wormflow_version": wormflow_version(),
-                                             "params": params.to_json()}}
+    try:
+        with StoreWriter(store, params, provenance={}) as writer:
+            existing, names = writer.existing()
+            for path in files:
+                try:
+                    sha = ahead[path].result() if path in ahead else ""
+                    fmt = format or (detected[path][0] if detected.get(path) else None)
+                    recs = read_recordings(path, format=fmt, **(options if _takes_labels(path, fmt) else {}))
+                    pending = []
+                    for rec in recs:
+                        if (sha, rec.worm_id) in existing:
+                            report.skipped.append(f"{path.name} [{rec.worm_id}]")
+                            continue
+                        rec.dataset = dataset or dataset_name(path, rec.dataset)
+                        pending.append((rec, homogenize_worm(rec, params)))
+                    for rec, worm in pending:
+                        name = f"{rec.dataset}/{rec.worm_id}"
+                        if name in names:
+                            name = f"{name}~{sha[:8]}"
+                        extra = {}
+                        for side in rec.extra_sources:          # e.g. the JLD2 labels, shared by many worms
+                            if side not in side_files:
+                                side_files[side] = sha256_of(Path(side))
+                            extra[Path(side).name] = side_files[side]
+                        writer.append(worm, sha, name, extra)
+                        names.add(name)
+                        existing.add((sha, rec.worm_id))
+                        report.added.append(name)
+                        report.notes.extend(json.loads(worm.attrs["label_notes"]))
+                    inputs.append({"file": str(path.resolve()), "sha256": sha})
+                except Exception as exc:  # any failure, expected or not, fails only this file
+                    report.failed.append((str(path), failure_message(path.name, exc)))
+                if on_file is not None:
+                    on_file(path)
+            writer.provenance = {"last_ingest": {"inputs": inputs, "wormflow_version": wormflow_version(),
+                                                 "params": params.to_json()}}
+    finally:          # a refused or failed ingest does not wait for the remaining checksums
+        hasher.shutdown(wait=False, cancel_futures=True)
     return report
 
 
