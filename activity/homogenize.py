@@ -257,10 +257,6 @@ class Worm:
             out.update(zip(dims, map(int, values.shape)))
         return out
 
-    @property
-    def nbytes(self) -> int:
-        return sum(v.nbytes for _, v, _ in self.variables.values())
-
     def to_dataset(self) -> "xr.Dataset":
         import xarray as xr
 
