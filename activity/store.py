@@ -14,8 +14,8 @@ every variable one chunk per worm. Chunk files sit side by side
 (``calcium/c.3.0.0``); numbers are compressed with blosc lz4.
 
 Atomicity: a writer takes ``STORE.lock``, builds the new version in ``STORE.staging-*``
-(a hard-link clone of the current store: zarr replaces files by rename, so the live
-store's files are never modified), then swaps the two directories in one
+(a hard-link clone of the current store: every file is replaced by a rename, never
+written in place, so the live store's files are never modified), then swaps the two directories in one
 ``renameat2(RENAME_EXCHANGE)`` call (two renames where that call is missing, with
 recovery on the next open). A killed writer leaves only a staging directory, removed by
 the next writer; the store it started from is untouched.
@@ -23,7 +23,6 @@ the next writer; the store it started from is untouched.
 
 from __future__ import annotations
 
-import asyncio
 import fcntl
 import json
 import os
@@ -36,14 +35,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import zarr
-import zarr.api.asynchronous as zarr_async
-from zarr.core.sync import sync
 
+from activity import zarr_io
 from activity import zarr_layout as layout
 from activity.homogenize import HomogenizeParams, Worm
-from activity.zarr_layout import (chunk_per_worm, compressors, conform, coordinates_of, dims_of, fill_for, numpy_dtype,
-                                  xarray_attrs, zarr_dtype)
+from activity.zarr_layout import chunk_per_worm, conform, coordinates_of, dims_of, fill_for, xarray_attrs
 from connectome.atomic import recover, swap_in
 from connectome.errors import StoreError
 from connectome.neurons import FLOAT_COLUMNS, neuron_names, registry_columns
@@ -136,14 +132,12 @@ class StoreWriter:
 
     How it is fast and small:
 
-    * zarr directly, with arrays laid out exactly as ``xarray.to_zarr`` lays them out
-      (``dimension_names``, ``coordinates`` and ``_FillValue`` attributes), so ingest
-      imports neither xarray nor pandas (with pyarrow behind pandas, over 100 MB of a
-      process whose data are a few MB per worm);
+    * it writes the Zarr v3 files itself (:mod:`activity.zarr_io`), with arrays laid out
+      exactly as ``xarray.to_zarr`` lays them out (``dimension_names``, ``coordinates``
+      and ``_FillValue`` attributes), so ingest imports neither xarray, pandas nor
+      zarr-python, and a chunk costs its compression and one file;
     * one writer thread: ``append`` hands the worm's 2-D series to it and returns, so
       the next file is read while this one is written; at most ``QUEUED_WORMS`` wait;
-    * each worm's series are written with zarr's async API, all arrays at once, because
-      every synchronous zarr call costs milliseconds of event-loop round trip;
     * the worm axis grows in blocks of 64 worms (the real count is in the store's
       ``extent``, as for every padded dim), so appending a worm rewrites no metadata;
       the small per-worm variables share one chunk per block and are written once per
@@ -162,8 +156,7 @@ class StoreWriter:
         self._queue: list[Future] = []
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-store")
         # below: touched only by the writer thread
-        self._group = None                        # zarr AsyncGroup of the staging store
-        self._arrays: dict = {}                   # name -> zarr AsyncArray
+        self._arrays: dict[str, zarr_io.Array] | None = None
         self._coords: dict[str, list[str]] = {}
         self._extent: dict[str, int] = {}
         self._capacity: dict[str, int] = {}
@@ -193,7 +186,7 @@ class StoreWriter:
         self._extent.setdefault("worm", self._n)
         self._capacity = dict(self._attrs.get("capacity", {}))
         if not self._n:          # a new store: its fixed arrays are created while the first file is read
-            self._submit(lambda: sync(self._create_store()))
+            self._submit(self._create_store)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -221,11 +214,11 @@ class StoreWriter:
         if not n:
             return set(), set()
 
-        async def read():
-            arrays = await self._open_arrays()
-            return await asyncio.gather(*(arrays[k].getitem(slice(0, n)) for k in ("source_sha256", "worm_id", "worm")))
+        def read():
+            arrays = self._open_arrays()
+            return [arrays[k].read((0,), (n,)) for k in ("source_sha256", "worm_id", "worm")]
 
-        sha, worm_id, worm = self._run(read)
+        sha, worm_id, worm = self._thread.submit(read).result()
         return set(zip(sha.tolist(), worm_id.tolist())), set(worm.tolist())
 
     def append(self, worm: "Worm | xr.Dataset", source_sha256: str, name: str,
@@ -261,107 +254,84 @@ class StoreWriter:
     def _submit(self, fn, *args) -> None:
         self._queue.append(self._thread.submit(fn, *args))
 
-    def _run(self, coroutine_fn, *args):
-        return self._thread.submit(lambda: sync(coroutine_fn(*args))).result()
-
     def _write_series(self, index: int, series: dict, sizes: dict, variables: dict) -> None:
-        sync(self._series(index, series, sizes, variables))
-
-    def _write_tables(self, entries: list) -> None:
-        sync(self._tables_async(entries))
-
-    async def _series(self, index: int, series: dict, sizes: dict, variables: dict) -> None:
         for dim, size in sizes.items():
             if dim != "neuron":
                 self._extent[dim] = max(self._extent.get(dim, 0), size)
         self._extent["worm"] = max(self._extent.get("worm", 0), index + 1)
         capacity = {d: layout.capacity(d, n) for d, n in self._extent.items()}
-        arrays = await self._open_arrays()
+        arrays = self._open_arrays()
         grown = {d: c for d, c in capacity.items() if c > self._capacity.get(d, 0)}
         self._capacity.update(capacity)
         if "time" not in arrays:                   # the first worm of a new store sets the time capacity
-            arrays["time"] = await self._static("time", np.arange(capacity["time"]) * self.params.dt, {"units": "s"})
+            arrays["time"] = self._static("time", np.arange(capacity["time"]) * self.params.dt, {"units": "s"})
             grown.pop("time", None)
         if grown:
-            await self._grow(arrays, grown)
-        await self._ensure(variables)              # all of the worm's variables, in one round trip
-        gate = asyncio.Semaphore(WRITES_IN_FLIGHT)
+            self._grow(arrays, grown)
+        self._ensure(variables)
+        for name, (dims, values, _) in series.items():
+            arr = arrays[name]
+            arr.write((index,), conform(dims_of(arr)[1:], dims, values, where=f"{self.path}: {name}")[None])
 
-        async def put(name, values):
-            async with gate:
-                arr = arrays[name]
-                values = conform(dims_of(arr)[1:], *values[:2], where=f"{self.path}: {name}")
-                await arr.setitem((index,) + tuple(slice(0, n) for n in values.shape), values)
-
-        await asyncio.gather(*(put(name, v) for name, v in series.items()))
-
-    async def _tables_async(self, entries: list) -> None:
+    def _write_tables(self, entries: list) -> None:
         """The small per-worm values of ``entries`` (consecutive worms): one write per array."""
-        arrays = self._arrays
-        await self._ensure({k: v for _, small, _ in entries for k, v in small.items()})
+        arrays = self._open_arrays()
+        self._ensure({k: v for _, small, _ in entries for k, v in small.items()})
         start, k = entries[0][0], len(entries)
         names = {k for _, small, _ in entries for k in small}
-        jobs = []
         for name in sorted(names):
             arr = arrays[name]
-            block = np.full((k,) + arr.shape[1:], fill_for(arr.dtype), dtype=numpy_dtype(arr.dtype))
+            block = np.full((k,) + arr.shape[1:], fill_for(arr.dtype), dtype=arr.dtype)
             for i, (_, small, _) in enumerate(entries):
                 if name in small:
                     v = conform(dims_of(arr)[1:], *small[name][:2], where=f"{self.path}: {name}")
                     block[(i,) + tuple(slice(0, n) for n in v.shape)] = v
-            jobs.append(arr.setitem(slice(start, start + k), block))
+            arr.write((start,), block)
         for name in PER_WORM_COORDS + PER_WORM_ATTRS + PER_WORM_TEXT:
-            values = np.array([facts[name] for _, _, facts in entries], dtype=numpy_dtype(arrays[name].dtype))
-            jobs.append(arrays[name].setitem(slice(start, start + k), values))
-        await asyncio.gather(*jobs)
+            arrays[name].write((start,), np.array([facts[name] for _, _, facts in entries], dtype=arrays[name].dtype))
 
-    async def _ensure(self, variables: dict) -> None:
+    def _ensure(self, variables: dict) -> None:
         """Create the arrays of variables the store has not seen yet (earlier worms: fill)."""
         new = {}
         for name, (dims, values, attrs) in variables.items():
             if name not in self._arrays and (name not in new or len(dims) > len(new[name][0])):
                 new[name] = (tuple(dims), values.dtype, attrs)      # (T, K) wins over (T,)
-        created = await asyncio.gather(*(self._create(name, ("worm",) + dims, dtype, attrs)
-                                         for name, (dims, dtype, attrs) in new.items()))
-        self._arrays.update(zip(new, created))
+        for name, (dims, dtype, attrs) in new.items():
+            self._arrays[name] = self._create(name, ("worm",) + dims, dtype, attrs)
 
-    async def _open_arrays(self) -> dict:
-        if self._group is None:
-            # use_consolidated=False: the clone still carries the previous version's consolidated
-            # metadata, which would hide every resize made since
-            self._group = await zarr_async.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
-            self._arrays = {name: arr async for name, arr in self._group.arrays()}
+    def _open_arrays(self) -> dict:
+        if self._arrays is None:
+            self._arrays = zarr_io.open_arrays(self.staging)
             self._coords = coordinates_of(self._arrays)
             if "worm" not in self._capacity:       # a store written before the worm axis had a capacity
                 self._capacity["worm"] = int(self._arrays["worm"].shape[0])
         return self._arrays
 
-    async def _create_store(self) -> None:
+    def _create_store(self) -> None:
         """A new store's fixed arrays: the neuron coordinates (the registry's columns) and
         the per-worm facts; ``time`` waits for the first worm's length."""
-        self._group = await zarr_async.open_group(self.staging, mode="w", zarr_format=3)
+        self.staging.mkdir(parents=True)
+        zarr_io.write_group(self.staging, {}, {})
+        self._arrays = {}
         self._capacity = {"worm": layout.capacity("worm", 1)}
         cols = registry_columns()
         neuron_coords = ["neuron_" + c if c in ("lr", "dv") else c for c in cols]
         self._coords = {"worm": sorted(PER_WORM_COORDS[1:]), "neuron": sorted(neuron_coords)}
-        static = {"neuron": np.array(neuron_names(), dtype=object)}
+        self._arrays["neuron"] = self._static("neuron", np.array(neuron_names(), dtype=object), {})
         for name, values in zip(neuron_coords, cols.values()):
-            static[name] = np.array(values, dtype=float if name in FLOAT_COLUMNS else object)
-        arrays = await asyncio.gather(
-            *(self._static(name, values, {}) for name, values in static.items()),
-            *(self._create(name, ("worm",), dtype, {}, coord=name in PER_WORM_COORDS)
-              for name, dtype in FACT_DTYPES.items()))
-        self._arrays = dict(zip(list(static) + list(FACT_DTYPES), arrays))
+            self._arrays[name] = self._static(name, np.array(values, dtype=float if name in FLOAT_COLUMNS else object), {})
+        for name, dtype in FACT_DTYPES.items():
+            self._arrays[name] = self._create(name, ("worm",), dtype, {}, coord=name in PER_WORM_COORDS)
 
-    async def _static(self, name: str, values: np.ndarray, attrs: dict):
+    def _static(self, name: str, values: np.ndarray, attrs: dict) -> zarr_io.Array:
         dims = ("time",) if name == "time" else ("neuron",)
-        arr = await self._group.create_array(
-            name, shape=values.shape, chunks=values.shape, dtype=zarr_dtype(values.dtype),
-            fill_value=fill_for(values.dtype), dimension_names=dims, attributes=xarray_attrs(values.dtype, attrs, []))
-        await arr.setitem(slice(None), values)
+        arr = zarr_io.Array.create(self.staging / name, zarr_io.array_metadata(
+            values.shape, values.shape, values.dtype, fill_for(values.dtype), dims,
+            xarray_attrs(values.dtype, attrs, [])))
+        arr.write((0,), values)
         return arr
 
-    async def _create(self, name: str, dims: tuple, dtype: np.dtype, attrs: dict, coord: bool = False):
+    def _create(self, name: str, dims: tuple, dtype: np.dtype, attrs: dict, coord: bool = False) -> zarr_io.Array:
         capacity = self._capacity
         for d in dims:
             if d not in capacity and d != "neuron":
@@ -370,22 +340,19 @@ class StoreWriter:
         chunks = (1 if chunk_per_worm(dims) else layout.WORM_BLOCK,) + tuple(
             layout.block(d) if d in capacity else layout.N_NEURONS for d in dims[1:])
         coords = [] if coord else sorted(self._coords["worm"] + (self._coords["neuron"] if "neuron" in dims else []))
-        return await self._group.create_array(
-            name, shape=shape, chunks=chunks, dtype=zarr_dtype(dtype), fill_value=fill_for(dtype),
-            dimension_names=dims, attributes=xarray_attrs(np.dtype(dtype), attrs, coords),
-            compressors=compressors(dtype), config={"write_empty_chunks": True},
-            # chunk files side by side (c.0.0.0), not nested folders: a new worm's chunk then
-            # creates one file instead of a file and up to three directories
-            chunk_key_encoding={"name": "default", "separator": "."})
+        # chunk files side by side (c.0.0.0), not nested folders: a new worm's chunk then
+        # creates one file instead of a file and up to three directories
+        return zarr_io.Array.create(self.staging / name, zarr_io.array_metadata(
+            shape, chunks, dtype, fill_for(dtype), dims, xarray_attrs(np.dtype(dtype), attrs, coords)))
 
-    async def _grow(self, arrays: dict, grown: dict) -> None:
-        await asyncio.gather(*(arr.resize(tuple(grown.get(d, s) for d, s in zip(dims_of(arr), arr.shape)))
-                               for arr in arrays.values() if any(d in grown for d in dims_of(arr))))
+    def _grow(self, arrays: dict, grown: dict) -> None:
+        for arr in arrays.values():
+            if any(d in grown for d in dims_of(arr)):
+                arr.resize(tuple(grown.get(d, s) for d, s in zip(dims_of(arr), arr.shape)))
         if "time" in grown:
-            await arrays["time"].setitem(slice(None), np.arange(grown["time"]) * self.params.dt)
+            arrays["time"].write((0,), np.arange(grown["time"]) * self.params.dt)
 
     def _finalize(self) -> None:
-        group = zarr.open_group(self.staging, mode="r+", zarr_format=3, use_consolidated=False)
         now = datetime.now(timezone.utc).isoformat()
         attrs = {
             "wormflow_store": STORE_FORMAT, "wormflow_version": wormflow_version(),
@@ -395,10 +362,8 @@ class StoreWriter:
             "versions": {m: _version(m) for m in ("numpy", "scipy", "xarray", "zarr", "h5py", "dask")},
             "provenance": self.provenance,
         }
-        group.attrs.update(attrs)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")       # "consolidated metadata is not in the v3 spec" (yet)
-            zarr.consolidate_metadata(self.staging, zarr_format=3)
+        # the arrays' metadata consolidated in the group's zarr.json, as zarr.consolidate_metadata does
+        self._thread.submit(lambda: zarr_io.write_group(self.staging, attrs, self._open_arrays())).result()
 
 
 def _version(module: str) -> str:

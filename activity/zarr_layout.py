@@ -1,11 +1,10 @@
-"""How the activity store lays a variable out in Zarr v3: chunk and capacity sizes, codecs,
-and the attributes ``xarray.to_zarr`` would write, so that the writer (which talks to
-zarr directly) produces stores xarray reads as its own."""
+"""How the activity store lays a variable out in Zarr v3: chunk and capacity sizes, and
+the attributes ``xarray.to_zarr`` would write, so that the writer (which writes the Zarr
+files itself, :mod:`activity.zarr_io`) produces stores xarray reads as its own."""
 
 from __future__ import annotations
 
 import numpy as np
-from zarr.codecs import BloscCodec
 
 from connectome.errors import StoreError
 
@@ -13,7 +12,6 @@ BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
 K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
 WORM_BLOCK = 64                  # worm-axis growth step; small per-worm variables: worms per chunk
 N_NEURONS = 302
-COMPRESSOR_NAME = "lz4"
 NAN_FILL = "AAAAAAAA+H8="        # xarray's _FillValue attribute for NaN (float64, base64)
 
 
@@ -29,28 +27,20 @@ def capacity(dim: str, size: int) -> int:
 def chunk_per_worm(dims) -> bool:
     """The data, one chunk per worm: 2-D series along time or native frames (calcium,
     ROI traces, multi-column behaviour). 1-D series (``valid``, ``native_time``, scalar
-    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do:
-    a chunk file costs a zarr write of ~2 ms whatever its size."""
+    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do,
+    so that a worm writes a handful of files however many small variables it has."""
     dims = [d for d in dims if d != "worm"]
     return len(dims) >= 2 and ("time" in dims or "frame" in dims)
 
 
-def compressors(dtype):
-    # numbers: blosc lz4 with byte shuffle, ~2x faster to write than zarr's default zstd
-    # for the same size on these traces (NaN padding, float32/64)
-    if np.dtype(dtype).kind in "fiub":
-        return (BloscCodec(cname=COMPRESSOR_NAME, clevel=5, shuffle="shuffle"),)
-    return "auto"
-
-
 def dims_of(arr) -> tuple[str, ...]:
-    return tuple(arr.metadata.dimension_names or ())
+    return arr.dims
 
 
 def coordinates_of(arrays: dict) -> dict[str, list[str]]:
     """The coordinate names an existing store gives its per-worm and per-neuron variables."""
-    worm = arrays["n_frames"].metadata.attributes.get("coordinates", "").split() if "n_frames" in arrays else []
-    calcium = arrays["calcium"].metadata.attributes.get("coordinates", "").split() if "calcium" in arrays else []
+    worm = arrays["n_frames"].attrs.get("coordinates", "").split() if "n_frames" in arrays else []
+    calcium = arrays["calcium"].attrs.get("coordinates", "").split() if "calcium" in arrays else []
     return {"worm": worm, "neuron": [c for c in calcium if c not in worm]}
 
 
@@ -62,10 +52,6 @@ def conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> 
     if len(stored_dims) == len(dims) + 1 and stored_dims[:-1] == dims:     # (T,) into (T, K): K = 1
         return values[..., None]
     raise StoreError(f"{where} is stored with dims {stored_dims} but the new worm has {dims}")
-
-
-def zarr_dtype(dtype):
-    return str if np.dtype(dtype) == object else np.dtype(dtype)
 
 
 def numpy_dtype(zdtype) -> np.dtype:

@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 import textwrap
@@ -184,3 +185,26 @@ def test_ingest_imports_neither_xarray_nor_pandas(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
     assert list(open_activity(tmp_path / "a.zarr")["worm"].values) == ["Fix2024/k"]
+
+
+def test_a_store_written_through_xarray_with_zarr_defaults_still_appends(tmp_path):
+    # what earlier wormflow versions wrote: xarray.to_zarr, zstd, nested chunk folders,
+    # one chunk per worm everywhere, and no worm capacity in the attrs
+    new, old = tmp_path / "new.zarr", tmp_path / "old.zarr"
+    recs = [_rec("w1", 100, ["AVAL", ""], 1), _rec("w2", 300, ["AVAR"], 2)]
+    _write(new, recs[:1])
+    ds = open_activity(new, trim=False).load()
+    for v in ds.variables.values():
+        v.encoding = {}
+    ds.attrs["capacity"] = {k: v for k, v in ds.attrs["capacity"].items() if k != "worm"}
+    ds.to_zarr(old, zarr_format=3, consolidated=True)
+    meta = json.loads((old / "calcium" / "zarr.json").read_text())
+    assert meta["codecs"][-1]["name"] == "zstd" and meta["chunk_key_encoding"]["configuration"]["separator"] == "/"
+    _write(old, recs[1:])
+    got = open_activity(old)
+    assert list(got["worm"].values) == ["Fix2024/w1", "Fix2024/w2"]
+    for i, r in enumerate(recs):
+        ref = homogenize(r)
+        np.testing.assert_array_equal(got["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
+        assert got["roi_label"].values[i, : r.n_rois].tolist() == r.roi_labels
+        assert int(got["n_frames"].values[i]) == r.n_frames
