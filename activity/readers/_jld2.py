@@ -19,6 +19,7 @@ import math
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,8 +32,7 @@ class JLD2Error(ValueError):
     """The file is not a JLD2 file this decoder reads."""
 
 
-@dataclass(frozen=True)
-class Ref:
+class Ref(NamedTuple):
     """An HDF5 object reference: the address of the object's header."""
     addr: int
 
@@ -43,6 +43,18 @@ class _Type:
     size: int
     numpy: str | None = None       # numpy dtype string for numbers
     members: tuple = ()            # compound: (name, offset, _Type)
+    names: tuple = ()              # compound: the member names
+
+    @property
+    def scalar(self) -> struct.Struct | None:
+        """How one number of this type is unpacked (faster than numpy for a single value)."""
+        return _SCALARS.get(self.numpy) if self.numpy else None
+
+
+_SCALARS = {f"<{k}{n}": struct.Struct("<" + c) for k, n, c in (
+    ("f", 2, "e"), ("f", 4, "f"), ("f", 8, "d"), ("i", 1, "b"), ("i", 2, "h"), ("i", 4, "i"), ("i", 8, "q"),
+    ("u", 1, "B"), ("u", 2, "H"), ("u", 4, "I"), ("u", 8, "Q"))}
+_MESSAGE_HEAD = struct.Struct("<BHB")
 
 
 def _offset_width(size: int) -> int:
@@ -80,31 +92,35 @@ class JLD2File:
                 return base
         raise JLD2Error("no HDF5 superblock at the start of the file")
 
-    def _messages(self, addr: int):
-        """Yield (type, flags, payload offset, size) of every message in an object header."""
+    def _messages(self, addr: int) -> list[tuple[int, int, int, int]]:
+        """(type, flags, payload offset, size) of every message in an object header."""
+        b = self.buf
         at = self.base + addr
-        if self.buf[at:at + 4] != b"OHDR" or self.buf[at + 4] != 2:
+        if not b.startswith(b"OHDR", at) or b[at + 4] != 2:
             raise JLD2Error(f"object at {addr} is not a version-2 object header")
-        flags = self.buf[at + 5]
+        flags = b[at + 5]
         at += 6 + (16 if flags & 0x20 else 0) + (4 if flags & 0x10 else 0)
         width = 1 << (flags & 3)
-        size = int.from_bytes(self.buf[at:at + width], "little")
+        size = int.from_bytes(b[at:at + width], "little")
         blocks = [(at + width, at + width + size)]
         head = 4 + (2 if flags & 0x04 else 0)
+        out = []
+        unpack = _MESSAGE_HEAD.unpack_from
         while blocks:
             pos, end = blocks.pop(0)
             while pos + head <= end:
-                mtype, msize, mflags = self.buf[pos], int.from_bytes(self.buf[pos + 1:pos + 3], "little"), self.buf[pos + 3]
+                mtype, msize, mflags = unpack(b, pos)
                 pos += head
                 if mtype == 0x10:                                   # continuation block
-                    caddr, clen = struct.unpack_from("<2Q", self.buf, pos)
+                    caddr, clen = struct.unpack_from("<2Q", b, pos)
                     cat = self.base + caddr
-                    if self.buf[cat:cat + 4] != b"OCHK":
+                    if not b.startswith(b"OCHK", cat):
                         raise JLD2Error(f"object at {addr}: bad continuation block")
                     blocks.append((cat + 4, cat + clen - 4))
                 else:
-                    yield mtype, mflags, pos, msize
+                    out.append((mtype, mflags, pos, msize))
                 pos += msize
+        return out
 
     def _root_links(self) -> dict[str, int]:
         links = {}
@@ -162,7 +178,7 @@ class JLD2File:
                 member = self._datatype(p)
                 members.append((name, offset, member))
                 p += self._datatype_length(p)
-            return _Type(cls, size, members=tuple(members))
+            return _Type(cls, size, members=tuple(members), names=tuple(m[0] for m in members))
         if cls == 9:                                   # variable length: bits 0-3 say string or sequence
             return _Type(cls, size, members=(("string" if bits & 0x0F == 1 else "sequence", 0, self._datatype(p)),))
         raise JLD2Error(f"HDF5 datatype class {cls}")
@@ -262,7 +278,8 @@ class JLD2File:
 
     def _value(self, t: _Type, data: bytes, at: int):
         if t.numpy is not None:
-            return np.frombuffer(data, t.numpy, 1, at)[0].item()
+            scalar = t.scalar
+            return scalar.unpack_from(data, at)[0] if scalar else np.frombuffer(data, t.numpy, 1, at)[0].item()
         if t.cls == 3:
             return data[at:at + t.size].rstrip(b"\x00").decode("utf-8", "replace")
         if t.cls == 5:
@@ -272,11 +289,10 @@ class JLD2File:
             return Ref(addr) if addr else None
         if t.cls == 9:
             return self._vlen(t, data, at)
-        names = tuple(m[0] for m in t.members)
-        fields = tuple(self._value(mt, data, at + off) for _n, off, mt in t.members)
-        if names == ("first", "second"):
+        fields = [self._value(mt, data, at + off) for _n, off, mt in t.members]
+        if t.names == ("first", "second"):
             return _Pair(*fields)
-        return _Record(names, fields)
+        return _Record(t.names, tuple(fields))
 
     def _vlen(self, t: _Type, data: bytes, at: int):
         count, addr, index = struct.unpack_from("<IQI", data, at)
