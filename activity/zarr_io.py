@@ -91,16 +91,20 @@ def _fill_from_json(value, dtype: np.dtype):
 
 
 def default_codecs(dtype) -> list[dict]:
-    """Codecs for a new array: blosc lz4 with byte shuffle for numbers (about twice as fast
-    to write as zarr's default zstd, for the same size on these traces); UTF-8 strings
-    compressed with zstd, zarr-python's default for them."""
+    """Codecs for a new array: blosc lz4 without shuffle for numbers; UTF-8 strings
+    compressed with zstd, zarr-python's default for them.
+
+    On the mirror's Flavell worms (chunks mostly NaN padding past each recording) lz4
+    without shuffle compresses 1.5x faster than with byte shuffle and 3x faster than
+    zstd; the chunks come out at 15-31% of the raw bytes, at most 20% larger than zstd's.
+    """
     dtype = _normal(dtype)
     if dtype == object:
         return [{"name": "vlen-utf8", "configuration": {}},
                 {"name": "zstd", "configuration": {"level": 0, "checksum": False}}]
     array_to_bytes = {"name": "bytes"} if dtype.itemsize == 1 else {"name": "bytes", "configuration": {"endian": "little"}}
     return [array_to_bytes, {"name": "blosc", "configuration": {
-        "typesize": dtype.itemsize, "cname": "lz4", "clevel": 5, "shuffle": "shuffle", "blocksize": 0}}]
+        "typesize": dtype.itemsize, "cname": "lz4", "clevel": 5, "shuffle": "noshuffle", "blocksize": 0}}]
 
 
 def array_metadata(shape, chunks, dtype, fill_value, dims, attributes: dict, codecs: list[dict] | None = None,

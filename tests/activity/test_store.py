@@ -166,7 +166,7 @@ def test_more_worms_than_one_block_and_dask_sees_one_chunk_per_worm(tmp_path):
     assert raw.sizes["worm"] % 3 == 0 and raw.sizes["worm"] >= 7     # the worm axis grows by blocks
 
 
-def test_ingest_imports_neither_xarray_nor_pandas(tmp_path):
+def test_ingest_imports_neither_xarray_pandas_dask_nor_zarr(tmp_path):
     script = textwrap.dedent(f"""
         import sys, numpy as np
         from activity.homogenize import homogenize_worm
@@ -179,7 +179,7 @@ def test_ingest_imports_neither_xarray_nor_pandas(tmp_path):
                            behavior={{"velocity": Series(t, np.ones(200))}})
         with StoreWriter({str(tmp_path / "a.zarr")!r}, HomogenizeParams()) as w:
             w.append(homogenize_worm(rec), "c" * 64, "Fix2024/k")
-        print(sorted(m for m in ("xarray", "pandas", "pyarrow", "dask") if m in sys.modules))
+        print(sorted(m for m in ("xarray", "pandas", "pyarrow", "dask", "zarr") if m in sys.modules))
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -24,7 +24,7 @@ CASES = [
 def _zarr_python(path, dtype, shape, chunks, fill, dims, attrs, default_codecs=False, separator="."):
     numeric = dtype != "string"
     options = {} if default_codecs or not numeric else {
-        "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)}
+        "compressors": (BloscCodec(cname="lz4", clevel=5, shuffle="noshuffle"),)}
     return zarr.create_array(path, shape=shape, chunks=chunks, dtype=str if not numeric else dtype,
                              fill_value=fill, dimension_names=dims, attributes=attrs, zarr_format=3,
                              chunk_key_encoding={"name": "default", "separator": separator}, **options)
