@@ -108,16 +108,17 @@ def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            ds = xr.open_zarr(path, consolidated=True, chunks={}, zarr_format=3)
+            # one dask chunk per worm from the start (the small per-worm tables share a chunk
+            # per block of worms on disk): a rechunk afterwards would cost 50 rechunk graphs
+            # and, on first use, dask importing distributed (0.7 s of a cold open)
+            ds = xr.open_zarr(path, consolidated=True, chunks={"worm": 1}, zarr_format=3)
     except Exception as exc:  # zarr/xarray raise many types for a damaged store
         raise StoreError(f"{path}: the activity store cannot be opened: {exc}") from exc
     ext = dict(attrs.get("extent", {}))
     ext["worm"] = int(attrs.get("n_worms", ds.sizes.get("worm", 0)))   # the worm axis grows in blocks: always cut
     if not trim:
         ext = {"worm": ext["worm"]}
-    ds = ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
-    # small per-worm tables share a chunk per block of worms on disk; dask sees one chunk per worm throughout
-    return ds.chunk({"worm": 1}) if ds.sizes.get("worm", 0) else ds
+    return ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
 
 
 # ---------------------------------------------------------------- writing

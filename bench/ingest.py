@@ -12,20 +12,12 @@ Reference (not re-run here; from the issue): worm-graph's Dag2023 preprocessor, 
 
     python bench/ingest.py [--mirror DIR] [--synthetic 10,100,1000] [--repeats 3]
 
-Where the time goes (7 worms, measured 2026-11-28 on this 2-core machine, quiet):
-
-* the main thread (read, JLD2 labels, homogenize): about 40 ms per worm, 14 of them the
-  JLD2 labels; checksums run ahead on their own thread;
-* the writer thread (zarr-python): a fixed ~0.35 s per new store to create 52 arrays and
-  consolidate their metadata, then ~40-70 ms per worm for its six chunk files
-  (event-loop round trips, a temporary file and a rename per chunk; compressing them
-  is ~8 ms of that);
-* the two run at once but share the GIL on two cores, and the first worm waits for
-  both.
-
-So at 7 worms the floor ratio cannot come near 2x (13 ms per worm) while every worm's
-labels are decoded and its series written as chunk files; the fixed costs weigh less as
-batches grow (see the synthetic lines: 24 ms per worm at 1000 worms).
+The ``phases`` line splits one ingest of the same worms into its parts, each timed where
+it runs: the main thread reads, decodes the JLD2 identities and homogenizes while the
+writer thread creates the store, writes each worm's chunks, the per-worm tables and the
+consolidated metadata. The two overlap (two cores, one GIL), so the parts add up to more
+than the total. The ``query`` line is the issue's ``open_activity(store).calcium.sel(
+neuron="AVAL")`` over every worm, in a fresh process: imports, then open + select + load.
 """
 
 from __future__ import annotations
@@ -63,12 +55,47 @@ elif mode == "cli":                      # the whole command, imports included (
     finally:
         sys.stdout.flush()
     n = json.load(open(out + "/zarr.json"))["attributes"]["n_worms"]
-elif mode == "ingest":
-    from pipeline.ingest import ingest_activity
+elif mode in ("ingest", "phases"):
+    import pipeline.ingest as ingest
+    phases = {}
+    if mode == "phases":                  # time each part where it runs (the same calls, wrapped)
+        from activity.readers import flavell_h5
+        from activity.store import StoreWriter
+        def timed(owner, name, key):
+            fn = getattr(owner, name)
+            def wrapper(*a, **k):
+                t = time.perf_counter()
+                try:
+                    return fn(*a, **k)
+                finally:
+                    phases[key] = phases.get(key, 0.0) + time.perf_counter() - t
+            setattr(owner, name, wrapper)
+        for owner, name, key in [(ingest, "read_recordings", "main: read (labels included)"),
+                                 (flavell_h5, "load_labels", "main: JLD2 labels"),
+                                 (ingest, "homogenize_worm", "main: homogenize"),
+                                 (StoreWriter, "_create_store", "writer: create the store"),
+                                 (StoreWriter, "_write_series", "writer: series chunks"),
+                                 (StoreWriter, "_write_tables", "writer: per-worm tables"),
+                                 (StoreWriter, "_finalize", "writer: consolidated metadata")]:
+            timed(owner, name, key)
     t0 = time.perf_counter()
-    rep = ingest_activity([arg + "/activity/Dag2023"], out)
+    rep = ingest.ingest_activity([arg + "/activity/Dag2023"], out)
     n = len(rep.added)
     assert not rep.failed, rep.failed
+    if phases:
+        print(json.dumps({"phases": phases}))
+elif mode == "query":                    # a cold open of the store ``arg`` in a fresh process
+    # imported first, as they would be at the first use: xarray's zarr backend imports
+    # zarr, and dask's first compute imports distributed (to look for a client)
+    import xarray, dask.array, zarr, distributed
+    from activity import open_activity
+    t_import = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ds = open_activity(arg)
+    t_open = time.perf_counter() - t0
+    values = ds.calcium.sel(neuron="AVAL").values
+    n = values.shape[0]
+    print(json.dumps({"imports": t_import, "open": t_open}))
 else:
     import numpy as np
     from activity.homogenize import HomogenizeParams, homogenize_worm
@@ -90,14 +117,19 @@ print(json.dumps({"n": n, "seconds": seconds, "peak_mb": peak_mb}))
 """
 
 
-def run(mode: str, arg: str) -> dict:
+def run(mode: str, arg: str, out: str | None = None) -> dict:
+    """One measurement in a fresh process; its store goes to ``out`` (default: a temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
-        out = str(Path(tmp) / "store.zarr")
+        out = out or str(Path(tmp) / "store.zarr")
         proc = subprocess.run([sys.executable, "-c", CHILD, mode, arg, out], capture_output=True, text=True,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
         if proc.returncode:
             raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
-        return json.loads(proc.stdout.strip().splitlines()[-1])
+        result = {}
+        for line in proc.stdout.strip().splitlines():
+            if line.startswith("{"):
+                result.update(json.loads(line))
+        return result
 
 
 def _median(runs: list[dict]) -> dict:
@@ -123,6 +155,16 @@ def main() -> None:
     print(f"  speed-up vs worm-graph      {WORMGRAPH_S_PER_WORM / o_worm:8.1f}x   (goal >= 20x)")
     print(f"  peak memory vs worm-graph   {ours['peak_mb'] / WORMGRAPH_PEAK_MB:8.2f}    (goal <= 0.25)")
     print(f"  ingest / read floor         {o_worm / f_worm:8.1f}x   (goal <= 2x)")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "store.zarr")
+        parts = run("phases", args.mirror, store)
+        print(f"  phases of one ingest ({parts['seconds']:.3f} s in all; ms per worm):")
+        for name, seconds in parts["phases"].items():
+            print(f"    {name:32s} {1e3 * seconds / parts['n']:6.1f}")
+        query = run("query", store)
+        print(f"  open_activity(store).calcium.sel(neuron='AVAL').values over {query['n']} worms, fresh process: "
+              f"{query['seconds']:.3f} s, {query['open']:.3f} of them opening (after {query['imports']:.2f} s "
+              "of importing xarray, dask, zarr and distributed)")
     cli = run("cli", args.mirror)
     print(f"  `wormflow ingest activity`, whole process with imports: {cli['seconds']:.2f} s, "
           f"peak RSS {cli['peak_mb']:.0f} MB ({cli['peak_mb'] / WORMGRAPH_PEAK_MB:.2f} of worm-graph's)")
