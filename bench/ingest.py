@@ -78,6 +78,7 @@ elif mode in ("ingest", "phases"):
                                  (StoreWriter, "_write_tables", "writer: per-worm tables"),
                                  (StoreWriter, "_finalize", "writer: consolidated metadata")]:
             timed(owner, name, key)
+            phases[key] = 0.0                 # listed in this order
     t0 = time.perf_counter()
     rep = ingest.ingest_activity([arg + "/activity/Dag2023"], out)
     n = len(rep.added)
