@@ -31,6 +31,10 @@ against it (a half-normal strength slab for the two signed types), updates pi fr
 type posteriors, and passes the posterior-mean couplings to the next E-step. As in the
 paper, evaluation is hard one-hot: the final model takes each coupling's most probable
 type, then refits the strengths with "none" couplings fixed at zero and signs enforced.
+
+This module holds the E-step, initialization, EM and the public ``fit``; the design
+matrices and parameter set are in :mod:`analysis._hmmglm_data`, the M-step in
+:mod:`analysis._hmmglm_mstep`.
 """
 
 from __future__ import annotations
@@ -38,139 +42,20 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, gammaln, log_ndtr
+from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
 from analysis import hmm
+from analysis._hmmglm_data import (_EPS, _Data, _Params, _pool, _prepare, _replace, as_sequences,
+                                   convolve_history, history_kernel)
+from analysis._hmmglm_mstep import _enforce_signs, _m_step
+
+__all__ = ["fit", "HMMGLMResult", "result_dataset", "history_kernel", "convolve_history", "as_sequences",
+           "PRIORS", "EMISSIONS", "TYPE_NAMES"]
 
 PRIORS = ("none", "gaussian", "onehot")
 EMISSIONS = ("poisson", "gaussian")
 TYPE_NAMES = ("inhibitory", "none", "excitatory")
-_EPS = 1e-8           # the paper's floor under the sigmoid rate
-_VAR_FLOOR = 1e-4     # Gaussian noise variance floor (traces are z-scored)
-
-
-def history_kernel(window: int = 5, decay: float = 1.0) -> np.ndarray:
-    """phi_k = exp(-decay k) / sum_j exp(-decay j) for lags k = 1..window (phi[0] is lag 1)."""
-    if window < 1:
-        raise ValueError(f"the history window must be at least one bin, got {window}")
-    w = np.exp(-decay * np.arange(1, window + 1))
-    return w / w.sum()
-
-
-def convolve_history(y: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """h[..., t, m] = sum_k kernel[k-1] y[..., t-k, m] with zeros before the first bin."""
-    h = np.zeros_like(y, dtype=float)
-    for k, w in enumerate(kernel, start=1):
-        if k < y.shape[-2]:
-            h[..., k:, :] += w * y[..., :-k, :]
-    return h
-
-
-@dataclass
-class _Data:
-    """Sequences flattened to their real bins: design x (M, N+1, bias last), targets
-    y (M, N), observed (M, N) or None, and where each bin came from."""
-    x: np.ndarray
-    y: np.ndarray
-    observed: np.ndarray | None
-    seq: np.ndarray
-    time: np.ndarray
-    lengths: np.ndarray
-    n_time: int
-    _outer: np.ndarray | None = None
-    _log_factorial: np.ndarray | None = None
-
-    @property
-    def log_factorial(self):
-        """sum_n log(y_tn!) over observed neurons, per bin: the Poisson constant."""
-        if self._log_factorial is None:
-            lf = gammaln(self.y + 1)
-            self._log_factorial = (lf if self.observed is None else lf * self.observed).sum(-1)
-        return self._log_factorial
-
-    def subset(self, seqs) -> "_Data":
-        """The same data restricted to sequences ``seqs`` (renumbered from 0)."""
-        keep = np.isin(self.seq, seqs)
-        renumber = np.full(len(self.lengths), -1)
-        renumber[np.asarray(seqs)] = np.arange(len(seqs))
-        lengths = self.lengths[np.asarray(seqs)]
-        return _Data(self.x[keep], self.y[keep], None if self.observed is None else self.observed[keep],
-                     renumber[self.seq[keep]], self.time[keep], lengths, int(lengths.max()))
-
-    @property
-    def n_neurons(self):
-        return self.y.shape[1]
-
-    def to_grid(self, values: np.ndarray, fill=0.0) -> np.ndarray:
-        """(M, ...) per-bin values back to (n_seq, T, ...)."""
-        out = np.full((len(self.lengths), self.n_time) + values.shape[1:], fill, dtype=values.dtype)
-        out[self.seq, self.time] = values
-        return out
-
-    def outer_rows(self, idx):
-        """The design rows' outer products (float32) for bins ``idx``; cached when the
-        whole table stays under 256 MB, recomputed otherwise."""
-        d = self.x.shape[1]
-        if self._outer is None and len(self.x) * d * d * 4 <= 256 * 2 ** 20:
-            self._outer = _outer(self.x)
-        return self._outer[idx] if self._outer is not None else _outer(self.x[idx])
-
-
-def as_sequences(data) -> list[np.ndarray]:
-    """A (n_seq, T, N) array, a (T, N) array or a list of (T_i, N) arrays as a list of
-    float (T_i, N) arrays; trailing all-NaN bins of a sequence are its padding."""
-    if isinstance(data, np.ndarray):
-        data = [data] if data.ndim == 2 else list(data)
-    seqs = []
-    for i, s in enumerate(data):
-        s = np.asarray(s, dtype=float)
-        if s.ndim != 2:
-            raise ValueError(f"sequence {i} must be (time, neurons), got shape {s.shape}")
-        seen = np.flatnonzero(~np.isnan(s).all(1))
-        if seen.size == 0:
-            raise ValueError(f"sequence {i} has no observed bin")
-        seqs.append(s[: seen[-1] + 1])
-    if len({s.shape[1] for s in seqs}) != 1:
-        raise ValueError("all sequences must have the same neurons")
-    return seqs
-
-
-def _prepare(seqs, kernel) -> _Data:
-    lengths = np.array([len(s) for s in seqs])
-    xs, ys, obs, seq_i, time_i = [], [], [], [], []
-    for i, s in enumerate(seqs):
-        seen = ~np.isnan(s)
-        filled = np.where(seen, s, 0.0)       # an unobserved input contributes nothing
-        h = convolve_history(filled, kernel)
-        xs.append(np.concatenate([h, np.ones((len(s), 1))], 1))
-        ys.append(filled)
-        obs.append(seen)
-        seq_i.append(np.full(len(s), i))
-        time_i.append(np.arange(len(s)))
-    observed = np.concatenate(obs)
-    return _Data(np.concatenate(xs), np.concatenate(ys), None if observed.all() else observed,
-                 np.concatenate(seq_i), np.concatenate(time_i), lengths, int(lengths.max()))
-
-
-@dataclass
-class _Params:
-    theta: np.ndarray            # (S, N, N+1): couplings W[s, n, :N], bias W[s, n, N]
-    transition: np.ndarray       # (S, S)
-    initial: np.ndarray          # (S,)
-    noise: np.ndarray | None     # (S, N) Gaussian variance
-    mean: np.ndarray | None = None          # Gaussian prior: shared mean coupling (N, N)
-    tau2: float = 1.0                       # Gaussian prior: variance around it
-    type_prob: np.ndarray | None = None     # one-hot: posterior over types (S, N, N, 3)
-    global_prior: np.ndarray | None = None  # one-hot: pi (N, N, 3)
-    slab: float = 0.5                       # one-hot: half-normal strength scale
-    fixed: np.ndarray | None = None         # hard one-hot refit: type per coupling (S, N, N)
-    raw: np.ndarray | None = None           # one-hot: the unshrunk fit that warm-starts the next M-step
-
-
-def _linear(data: _Data, theta):
-    s, n, d = theta.shape
-    return (data.x @ theta.reshape(s * n, d).T).reshape(-1, s, n)
 
 
 def _log_emission(data: _Data, p: _Params, emission: str, dtype=np.float32):
@@ -199,197 +84,6 @@ def _log_emission(data: _Data, p: _Params, emission: str, dtype=np.float32):
     parts = _pool().map(chunk, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
     out = np.concatenate(list(parts))
     return out - data.log_factorial[:, None] if emission == "poisson" else out
-
-
-def _glm_terms(x, y, weight, theta, emission, noise):
-    """Penalty-free objective per neuron, its score and Fisher weights per bin, for one
-    state's bins: x (m, D), y and weight (m, N), theta (N, D), noise (N,) or None."""
-    eta = x @ theta.T
-    if emission == "poisson":
-        sig = expit(eta)
-        lam = (1 - _EPS) * sig + _EPS
-        dlam = (1 - _EPS) * sig * (1 - sig)
-        value = (weight * (y * np.log(lam) - lam)).sum(0)
-        score = weight * (y / lam - 1) * dlam
-        fisher = weight * dlam ** 2 / lam
-    else:
-        r = y - eta
-        value = -0.5 * (weight * r ** 2).sum(0) / noise
-        score = weight * r / noise
-        fisher = weight / noise
-    return value, score, fisher
-
-
-def _newton(data: _Data, resp, p: _Params, emission: str, precision, centre, steps: int,
-            cutoff: float = 1e-3):
-    """Fisher scoring on sum_t resp[t, s] log p(y_tn | theta_sn) - 0.5 sum precision *
-    (theta - centre)^2, for all neurons of a state at once with step halving per neuron;
-    states run in parallel threads. Bins whose responsibility for a state is below
-    ``cutoff`` are left out of that state's fit: their total weight is negligible, and
-    once the states separate it saves most of the work. Returns theta and the curvature
-    (S, N, D, D) of the likelihood part."""
-    s_n, n_n, d = p.theta.shape
-
-    def one_state(s):
-        idx = np.flatnonzero(resp[:, s] > cutoff)
-        if idx.size == 0:
-            return p.theta[s], np.broadcast_to(np.eye(d), (n_n, d, d))
-        fixed = None if p.fixed is None else p.fixed[s]
-        noise = None if p.noise is None else p.noise[s]
-        observed = None if data.observed is None else data.observed[idx]
-        return _newton_state(data.x[idx], data.y[idx], resp[idx, s], observed, data.outer_rows(idx),
-                             p.theta[s], noise, fixed, emission, precision[s], centre[s], steps)
-
-    done = list(_pool().map(one_state, range(s_n)))
-    return np.stack([t for t, _ in done]), np.stack([c for _, c in done])
-
-
-def _newton_state(x, y, r, observed, outer, th, noise, fixed, emission, prec, cen, steps):
-    n_n, d = th.shape
-    eye = np.eye(d)
-    weight = np.broadcast_to(r[:, None], y.shape) if observed is None else r[:, None] * observed
-    free = None if fixed is None else np.concatenate([fixed != 0, np.ones((n_n, 1), bool)], -1)
-    value, score, fisher = _glm_terms(x, y, weight, th, emission, noise)
-    value = value - 0.5 * (prec * (th - cen) ** 2).sum(-1)
-    curv = None
-    for _ in range(steps):
-        grad = score.T @ x - prec * (th - cen)
-        curv = _gram(outer, fisher)
-        h = curv + prec[:, :, None] * eye
-        if free is not None:
-            grad = grad * free
-            h = np.where(free[:, :, None] & free[:, None, :], h, eye)
-        step = np.linalg.solve(h + 1e-9 * eye, grad[..., None])[..., 0]
-        size = np.ones(n_n)
-        for _halving in range(8):
-            trial = th + size[:, None] * step
-            if fixed is not None:
-                trial = _enforce_signs(trial, fixed)
-            t_value, t_score, t_fisher = _glm_terms(x, y, weight, trial, emission, noise)
-            t_value = t_value - 0.5 * (prec * (trial - cen) ** 2).sum(-1)
-            worse = t_value < value - 1e-9 * np.abs(value)
-            if not worse.any():
-                break
-            size = np.where(worse, size / 2, size)
-        keep = ~worse
-        th = np.where(keep[:, None], trial, th)
-        value = np.where(keep, t_value, value)
-        score = np.where(keep, t_score, score)
-        fisher = np.where(keep, t_fisher, fisher)
-    if curv is None:
-        curv = _gram(outer, fisher)
-    return th, curv
-
-
-_POOL = None
-
-
-def _pool():
-    """A small thread pool: numpy's element-wise and BLAS work releases the GIL, so the
-    states' fits and the emission chunks run side by side on the available cores."""
-    global _POOL
-    if _POOL is None:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, len(os.sched_getaffinity(0)))))
-    return _POOL
-
-
-def _enforce_signs(theta, fixed):
-    w = theta[..., :-1]
-    w = np.where(fixed > 0, np.maximum(w, 0), np.where(fixed < 0, np.minimum(w, 0), 0.0))
-    return np.concatenate([w, theta[..., -1:]], -1)
-
-
-def _outer(x):
-    """The design rows' outer products (m, D*D) in float32, the operand of ``_gram``."""
-    x = x.astype(np.float32)
-    return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
-
-
-def _gram(outer, weights):
-    """sum_m weights[m, n] x[m] x[m]^T for every n (N, D, D) as one float32 matrix product
-    (ample precision for a Newton direction, at half the cost)."""
-    d = int(round(np.sqrt(outer.shape[1])))
-    g = np.ascontiguousarray(weights.T, dtype=np.float32) @ outer
-    return g.reshape(-1, d, d).astype(np.float64)
-
-
-def _type_posterior(theta, curv, p: _Params):
-    """Per coupling: the posterior over {inh, none, exc} under the Laplace approximation
-    N(w; w_hat, v) of its likelihood, and the posterior-mean coupling.
-
-    v is the marginal variance (inverse curvature) of each coupling; the signed types have
-    a half-normal strength of scale ``p.slab``. Returns (q (S, N, N, 3), E[w] (S, N, N),
-    E[w^2 | signed] weighted by q, for the slab update)."""
-    d = theta.shape[-1]
-    cov = np.linalg.inv(curv + 1e-6 * np.eye(d))
-    v = np.maximum(np.diagonal(cov, axis1=-2, axis2=-1)[..., :-1], 1e-10)
-    w = theta[..., :-1]
-    s2 = p.slab ** 2
-    log_none = -0.5 * (w ** 2 / v + np.log(2 * np.pi * v))
-    tot = v + s2
-    log_slab = np.log(2.0) - 0.5 * (w ** 2 / tot + np.log(2 * np.pi * tot))
-    mu = w * s2 / tot                       # the coupling's posterior under the slab, before truncation
-    sd = np.sqrt(v * s2 / tot)
-    z = mu / sd
-    log_pos, log_neg = log_ndtr(z), log_ndtr(-z)
-    log_ev = np.stack([log_slab + log_neg, log_none, log_slab + log_pos], -1)
-    log_q = log_ev + np.log(p.global_prior)[None]
-    log_q -= log_q.max(-1, keepdims=True)
-    q = np.exp(log_q)
-    q /= q.sum(-1, keepdims=True)
-    log_phi = -0.5 * z ** 2 - 0.5 * np.log(2 * np.pi)
-    lam_pos = np.exp(log_phi - log_pos)     # inverse Mills ratios of the two truncations,
-    lam_neg = np.exp(log_phi - log_neg)     # in log space so that far tails stay finite
-    mean_pos, mean_neg = mu + sd * lam_pos, mu - sd * lam_neg
-    mean = q[..., 2] * mean_pos + q[..., 0] * mean_neg
-    second = (q[..., 2] * (sd ** 2 + mu ** 2 + mu * sd * lam_pos)
-              + q[..., 0] * (sd ** 2 + mu ** 2 - mu * sd * lam_neg))
-    return q, mean, second
-
-
-def _m_step(data, resp, p: _Params, prior, emission, options, steps):
-    s_n, n_n, d = p.theta.shape
-    precision = np.zeros((s_n, n_n, d))
-    centre = np.zeros((s_n, n_n, d))
-    precision[..., -1] = 1e-6
-    if prior == "gaussian" and p.fixed is None:
-        precision[..., :-1] = 1.0 / p.tau2
-        centre[..., :-1] = p.mean[None]
-    else:
-        precision[..., :-1] = options["ridge"]
-    start = p.theta if p.raw is None else p.raw
-    theta, curv = _newton(data, resp, _replace(p, theta=start), emission, precision, centre, steps)
-    new = _replace(p, theta=theta)
-    if emission == "gaussian":
-        eta = _linear(data, theta)
-        w = resp[:, :, None] if data.observed is None else resp[:, :, None] * data.observed[:, None, :]
-        new.noise = np.maximum((w * (data.y[:, None, :] - eta) ** 2).sum(0) / np.maximum(w.sum(0), 1e-12),
-                               _VAR_FLOOR)
-    if p.fixed is not None:
-        return new
-    if prior == "gaussian":
-        new.mean = theta[..., :-1].mean(0)
-        new.tau2 = float(max(((theta[..., :-1] - new.mean) ** 2).mean(), 1e-4))
-    elif prior == "onehot":
-        q, mean, second = _type_posterior(theta, curv, p)
-        signed = q[..., 0] + q[..., 2]
-        new.slab = float(np.sqrt(max(second.sum() / max(signed.sum(), 1e-12), 1e-4)))
-        # the hyperprior's mean: a given prior (e.g. the connectome's), else the learned type frequencies
-        hyper_mean = options.get("prior_mean")
-        alpha = options["type_concentration"] * (q.mean((0, 1, 2)) if hyper_mean is None else hyper_mean)
-        new.global_prior = (q.sum(0) + alpha) / (s_n + np.sum(alpha, -1, keepdims=True))
-        new.type_prob = q
-        new.raw = theta
-        new.theta = np.concatenate([mean, theta[..., -1:]], -1)
-    return new
-
-
-def _replace(p: _Params, **changes) -> _Params:
-    values = {f: getattr(p, f) for f in p.__dataclass_fields__}
-    values.update(changes)
-    return _Params(**values)
 
 
 def _e_step(data, p: _Params, emission, uniform_initial=False):
