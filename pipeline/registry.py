@@ -6,7 +6,8 @@ pinned to that commit, the licence as the source states it, and what it holds. I
 generated from a mirror's ``manifest.csv`` with ``python -m pipeline.registry MANIFEST``.
 
 Fetching takes files from a local mirror (checksum-verified) or downloads them with pooch
-(checksum-verified); a mismatch is an error naming the file.
+(checksum-verified); a mismatch is an error naming the file. ``resolve_sources`` turns
+a run configuration's sources (registry names or paths) into verified paths.
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from connectome.errors import WormflowError
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 FIELDS = ("name", "bytes", "sha256", "url", "license", "source_repo", "source_path", "commit", "description")
 _GITHUB = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -160,6 +164,31 @@ def entries_from_manifest(manifest: Path) -> list[dict]:
                          "license": r["license"], "source_repo": repo, "source_path": r["source_path"],
                          "commit": commit, "description": r["content"]})
     return rows
+
+
+def resolve_sources(config: Config, kind: str, raw_dir: Path, mirror: Path | None) -> list[dict]:
+    """Paths (with format/dataset) of the sources of ``kind``; registry names are checksum-
+    verified in the mirror, or fetched into ``raw_dir`` without one."""
+    out = []
+    for s in config.sources:
+        if s.kind != kind:
+            continue
+        if s.path:
+            p = Path(s.path)
+            out.append({"path": p if p.is_absolute() else config.base / p, "format": s.format, "dataset": s.dataset})
+            continue
+        entries = select([s.name])
+        if mirror is not None:
+            for e in entries:
+                verify(e, mirror / e.name)
+            root = mirror
+        else:
+            _, failed = fetch(entries, raw_dir)
+            if failed:
+                raise WormflowError("; ".join(err for _, err in failed))
+            root = raw_dir
+        out.append({"path": root / s.name, "format": s.format, "dataset": s.dataset})
+    return out
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -31,7 +31,8 @@ from activity.store import wormflow_version
 from connectome.atomic import swap_in
 from connectome.errors import WormflowError, failure_message
 from pipeline.config import Config
-from pipeline.registry import mirror_dir, select, verify
+from pipeline.registry import mirror_dir, resolve_sources
+from pipeline.tasks import connectome_task, export_task, hmmglm_task, ingest_file_task, write_json_atomic
 
 log = logging.getLogger("wormflow.run")
 
@@ -64,13 +65,6 @@ def digest(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
-def _write_json_atomic(path: Path, value) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
-
-
 class Workdir:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -87,7 +81,7 @@ class Workdir:
         return record if all(Path(o).exists() for o in record.get("outputs", [])) else None
 
     def mark_done(self, stage: str, key: str, record: dict) -> None:
-        _write_json_atomic(self.done_path(stage, key), record)
+        write_json_atomic(self.done_path(stage, key), record)
 
     @contextmanager
     def lock(self, wait: bool = False):
@@ -110,95 +104,6 @@ class Workdir:
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
-
-
-# ---------------------------------------------------------------- sources
-
-def resolve_sources(config: Config, kind: str, workdir: Workdir, mirror: Path | None) -> list[dict]:
-    """Paths (with format/dataset) of the sources of ``kind``; registry names are checksum-
-    verified in the mirror, or fetched into WORKDIR/raw without one."""
-    from pipeline.registry import fetch
-
-    out = []
-    for s in config.sources:
-        if s.kind != kind:
-            continue
-        if s.path:
-            p = Path(s.path)
-            out.append({"path": p if p.is_absolute() else config.base / p, "format": s.format, "dataset": s.dataset})
-            continue
-        entries = select([s.name])
-        if mirror is not None:
-            for e in entries:
-                verify(e, mirror / e.name)
-            root = mirror
-        else:
-            _, failed = fetch(entries, workdir.root / "raw")
-            if failed:
-                raise WormflowError("; ".join(err for _, err in failed))
-            root = workdir.root / "raw"
-        out.append({"path": root / s.name, "format": s.format, "dataset": s.dataset})
-    return out
-
-
-# ---------------------------------------------------------------- tasks (run on Dask workers)
-
-def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_json: str, cache: str) -> dict:
-    """Read and homogenize one file into the cache folder (skipped when already there)."""
-    from activity.homogenize import HomogenizeParams, homogenize
-    from activity.readers import read_recordings
-    from pipeline.ingest import dataset_name, sha256_of
-    from pipeline.storage import write_zarr_atomic
-
-    cache_dir = Path(cache)
-    record_path = cache_dir / "done.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
-    try:
-        params = HomogenizeParams(**json.loads(params_json))
-        worms = []
-        for i, rec in enumerate(read_recordings(Path(path), format=fmt)):
-            rec.dataset = dataset or dataset_name(Path(path), rec.dataset)
-            ds = homogenize(rec, params)
-            write_zarr_atomic(ds, cache_dir / f"worm{i}.zarr")
-            worms.append({"worm_id": rec.worm_id, "dataset": rec.dataset, "zarr": str(cache_dir / f"worm{i}.zarr"),
-                          "extra": {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}})
-    except Exception as exc:  # a bad file fails alone
-        return {"error": failure_message(Path(path).name, exc)}
-    record = {"file": path, "worms": worms}
-    _write_json_atomic(record_path, record)
-    return record
-
-
-def connectome_task(paths: list[str], build: str) -> dict:
-    from pipeline.connectome_ingest import ingest_connectomes
-
-    report = ingest_connectomes(paths, build)
-    return {"sources": report.sources, "failed": report.failed, "built": Path(build).exists()}
-
-
-def export_task(store: str, worm: str, path: str, params: dict, validate: bool) -> dict:
-    from activity.nwb import ExportParams
-    from activity.store import open_activity
-    from pipeline.export import export_one
-
-    try:
-        return export_one(open_activity(store), worm, Path(path), ExportParams(**params), wormflow_version(),
-                          validate=validate, overwrite=True)
-    except Exception as exc:  # a bad worm fails alone
-        return {"error": failure_message(worm, exc)}
-
-
-def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> dict:
-    from pipeline.brainstates import hmmglm_on_store
-
-    try:
-        _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
-                                        max_neurons=params["max_neurons"], connectome=connectome,
-                                        connectome_prior=params["connectome_prior"], seed=params["seed"])
-        return summary
-    except WormflowError as exc:
-        return {"error": failure_message("hmmglm", exc)}
 
 
 # ---------------------------------------------------------------- stages
@@ -246,7 +151,7 @@ class Runner:
 
         hp = HomogenizeParams(**params)
         jobs = []
-        for src in resolve_sources(self.config, "activity", self.wd, self.mirror):
+        for src in resolve_sources(self.config, "activity", self.wd.root / "raw", self.mirror):
             for path in discover([src["path"]], src["format"]):
                 labels = find_labels_file(path) if path.is_file() else None
                 key = digest("ingest", sha256_of(path), sha256_of(labels) if labels else "", src["format"],
@@ -300,7 +205,7 @@ class Runner:
         from pipeline.connectome_ingest import discover_connectomes
         from pipeline.ingest import sha256_of
 
-        paths = [s["path"] for s in resolve_sources(self.config, "connectome", self.wd, self.mirror)]
+        paths = [s["path"] for s in resolve_sources(self.config, "connectome", self.wd.root / "raw", self.mirror)]
         if not paths:
             return StageResult("ingest_connectome", "skipped", detail="no connectome sources")
         files, _ = discover_connectomes(paths)
@@ -494,7 +399,7 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
             client.close()
             if cluster is not None:
                 cluster.close()
-        _write_json_atomic(wd.root / "failures.json", result.failures)
+        write_json_atomic(wd.root / "failures.json", result.failures)
         if "report" in config.stages:
             from pipeline.report import write_report
 

@@ -1,0 +1,78 @@
+"""The work of ``wormflow run`` that runs on Dask workers, one task per file, worm or
+analysis. Each task catches its own failure and returns it as ``{"error": ...}``, so a
+bad input fails alone and the run lists it in ``failures.json``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from activity.store import wormflow_version
+from connectome.errors import WormflowError, failure_message
+
+
+def write_json_atomic(path: Path, value) -> None:
+    """Write ``value`` as JSON to ``path`` by a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
+    os.replace(tmp, path)
+
+
+def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_json: str, cache: str) -> dict:
+    """Read and homogenize one file into the cache folder (skipped when already there)."""
+    from activity.homogenize import HomogenizeParams, homogenize
+    from activity.readers import read_recordings
+    from pipeline.ingest import dataset_name, sha256_of
+    from pipeline.storage import write_zarr_atomic
+
+    cache_dir = Path(cache)
+    record_path = cache_dir / "done.json"
+    if record_path.is_file():
+        return json.loads(record_path.read_text())
+    try:
+        params = HomogenizeParams(**json.loads(params_json))
+        worms = []
+        for i, rec in enumerate(read_recordings(Path(path), format=fmt)):
+            rec.dataset = dataset or dataset_name(Path(path), rec.dataset)
+            ds = homogenize(rec, params)
+            write_zarr_atomic(ds, cache_dir / f"worm{i}.zarr")
+            worms.append({"worm_id": rec.worm_id, "dataset": rec.dataset, "zarr": str(cache_dir / f"worm{i}.zarr"),
+                          "extra": {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}})
+    except Exception as exc:  # a bad file fails alone
+        return {"error": failure_message(Path(path).name, exc)}
+    record = {"file": path, "worms": worms}
+    write_json_atomic(record_path, record)
+    return record
+
+
+def connectome_task(paths: list[str], build: str) -> dict:
+    from pipeline.connectome_ingest import ingest_connectomes
+
+    report = ingest_connectomes(paths, build)
+    return {"sources": report.sources, "failed": report.failed, "built": Path(build).exists()}
+
+
+def export_task(store: str, worm: str, path: str, params: dict, validate: bool) -> dict:
+    from activity.nwb import ExportParams
+    from activity.store import open_activity
+    from pipeline.export import export_one
+
+    try:
+        return export_one(open_activity(store), worm, Path(path), ExportParams(**params), wormflow_version(),
+                          validate=validate, overwrite=True)
+    except Exception as exc:  # a bad worm fails alone
+        return {"error": failure_message(worm, exc)}
+
+
+def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> dict:
+    from pipeline.brainstates import hmmglm_on_store
+
+    try:
+        _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
+                                        max_neurons=params["max_neurons"], connectome=connectome,
+                                        connectome_prior=params["connectome_prior"], seed=params["seed"])
+        return summary
+    except WormflowError as exc:
+        return {"error": failure_message("hmmglm", exc)}
