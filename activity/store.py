@@ -14,11 +14,11 @@ every variable one chunk per worm. Chunk files sit side by side
 (``calcium/c.3.0.0``); numbers are compressed with blosc lz4.
 
 Atomicity: a writer takes ``STORE.lock``, builds the new version in ``STORE.staging-*``
-(a hard-link clone of the current store: every file is replaced by a rename, never
-written in place, so the live store's files are never modified), then swaps the two directories in one
-``renameat2(RENAME_EXCHANGE)`` call (two renames where that call is missing, with
-recovery on the next open). A killed writer leaves only a staging directory, removed by
-the next writer; the store it started from is untouched.
+(a hard-link clone of the current store: a file that was already there is replaced by a
+rename, never written in place, so the live store's files are never modified), then
+swaps the two directories in one ``renameat2(RENAME_EXCHANGE)`` call (two renames where
+that call is missing, with recovery on the next open). A killed writer leaves only a
+staging directory, removed by the next writer; the store it started from is untouched.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 
 STORE_FORMAT = "wormflow-activity/1"
 QUEUED_WORMS = 2                 # worms read ahead of the writer thread (bounds memory)
-WRITES_IN_FLIGHT = 2             # chunk writes encoding at once (bounds the writer's memory)
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
 PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
@@ -356,6 +355,7 @@ class StoreWriter:
     def _finalize(self) -> None:
         now = datetime.now(timezone.utc).isoformat()
         attrs = {
+            **self._attrs,                        # what the store already says, updated below
             "wormflow_store": STORE_FORMAT, "wormflow_version": wormflow_version(),
             "dt": self.params.dt, "homogenize_params": self.params.to_json(),
             "n_worms": self._n, "extent": self._extent,
