@@ -41,7 +41,7 @@ _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle"
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _normal(dtype) -> np.dtype:
+def string_as_object(dtype) -> np.dtype:
     """numpy's string dtypes (object, fixed-width ``<U``, numpy 2's ``StringDType``) as object."""
     dtype = np.dtype(dtype)
     return np.dtype(object) if dtype.kind in "OUT" else dtype
@@ -49,7 +49,7 @@ def _normal(dtype) -> np.dtype:
 
 def data_type(dtype) -> str:
     """The Zarr v3 ``data_type`` of a numpy dtype (strings are written as variable-length UTF-8)."""
-    dtype = _normal(dtype)
+    dtype = string_as_object(dtype)
     if dtype == object:
         return "string"
     if dtype.kind not in "biuf":
@@ -98,7 +98,7 @@ def default_codecs(dtype) -> list[dict]:
     without shuffle compresses 1.5x faster than with byte shuffle and 3x faster than
     zstd; the chunks come out at 15-31% of the raw bytes, at most 20% larger than zstd's.
     """
-    dtype = _normal(dtype)
+    dtype = string_as_object(dtype)
     if dtype == object:
         return [{"name": "vlen-utf8", "configuration": {}},
                 {"name": "zstd", "configuration": {"level": 0, "checksum": False}}]
@@ -110,7 +110,7 @@ def default_codecs(dtype) -> list[dict]:
 def array_metadata(shape, chunks, dtype, fill_value, dims, attributes: dict, codecs: list[dict] | None = None,
                    separator: str = ".") -> dict:
     """The ``zarr.json`` of a new array, key for key as zarr-python writes it."""
-    dtype = _normal(dtype)
+    dtype = string_as_object(dtype)
     return {
         "shape": [int(n) for n in shape],
         "data_type": data_type(dtype),

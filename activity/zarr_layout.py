@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from activity.zarr_io import string_as_object
 from connectome.errors import StoreError
 
 BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
@@ -54,14 +55,6 @@ def conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> 
     raise StoreError(f"{where} is stored with dims {stored_dims} but the new worm has {dims}")
 
 
-def numpy_dtype(zdtype) -> np.dtype:
-    try:
-        dtype = np.dtype(zdtype)
-    except TypeError:
-        return np.dtype(object)
-    return np.dtype(object) if dtype.kind in "OUT" else dtype
-
-
 def xarray_attrs(dtype: np.dtype, attrs: dict, coords: list[str]) -> dict:
     """Attributes as ``xarray.to_zarr`` writes them: the variable's, its coordinates, _FillValue for floats."""
     out = dict(attrs)
@@ -73,7 +66,7 @@ def xarray_attrs(dtype: np.dtype, attrs: dict, coords: list[str]) -> dict:
 
 
 def fill_for(dtype) -> object:
-    dtype = numpy_dtype(dtype)
+    dtype = string_as_object(dtype)
     if dtype == object:
         return ""
     if dtype == bool:
