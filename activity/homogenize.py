@@ -11,7 +11,9 @@ columns, in their order) and ``frame`` (native frames):
 * ``native_calcium (frame, roi)`` and ``native_time (frame)``: the traces and float64
   times as recorded (time relative to the first frame; ``native_t0`` keeps the offset);
 * ``behavior_<name>``: behaviour on the same grid; ``valid (time)`` marks grid points
-  inside the recording.
+  within ``gap_tolerance`` median frame intervals of a recorded frame. Elsewhere (dropped
+  frames, the lab's gaps) every series is NaN: nothing is interpolated across a gap, and
+  the count of dropped grid points is the per-worm fact ``n_grid_dropped``.
 
 :func:`homogenize_worm` gives the same content as a :class:`Worm` of plain numpy arrays;
 the store writer takes that form, so ingest never imports xarray or pandas.
@@ -51,6 +53,8 @@ class HomogenizeParams:
     normalization: str = "none"       # none | zscore (whole trace) | causal_zscore (past samples only)
     causal_min_samples: int = 10      # causal z-score is NaN until this many samples were seen
     strict_labels: bool = False       # duplicate labels in one worm: error instead of flagging
+    gap_tolerance: float = 1.5        # grid points farther than this many median frame intervals
+                                      # from every recorded frame are NaN and not valid
 
     def __post_init__(self):
         if not (np.isfinite(self.dt) and self.dt > 0):
@@ -61,6 +65,9 @@ class HomogenizeParams:
             raise ValueError(f"normalization must be one of {NORMALIZATION}, got {self.normalization!r}")
         if self.smoothing != "none" and not self.smoothing_s > 0:
             raise ValueError("smoothing_s must be positive")
+        if not (np.isfinite(self.gap_tolerance) and self.gap_tolerance >= 0.5):
+            raise ValueError(f"gap_tolerance must be at least 0.5 median frame intervals (a grid point "
+                             f"halfway between two frames), got {self.gap_tolerance!r}")
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -86,8 +93,12 @@ def anti_alias(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.
     """Low-pass ``x`` at the Nyquist frequency of a grid of step ``dt`` (zero phase).
 
     Returns the filtered signal on a uniform grid at the native median step, NaNs kept
-    where the input had them. A no-op (returns the input) when not downsampling.
+    where the input had them. A no-op (returns the input) when not downsampling. ``t``
+    must hold no gap: :func:`resample_to_grid` filters each gap-free segment alone, so
+    that the filter never runs over values the lab did not record.
     """
+    if t.size < 2:
+        return t, x
     native = float(np.median(np.diff(t)))
     ratio = native / dt
     if ratio >= 0.999:
@@ -95,6 +106,8 @@ def anti_alias(t: np.ndarray, x: np.ndarray, dt: float) -> tuple[np.ndarray, np.
     from scipy import signal      # here, not at import: scipy.signal costs ~100 MB and 1.5 s to import
 
     u = np.arange(t[0], t[-1] + native * 1e-6, native)
+    if u.size < 2:
+        return t, x
     filled = _fill_nan_linear(t, x)
     xu = _linear(t, filled, u)
     nan_mask = ~np.isfinite(_linear(t, x, u))
@@ -136,19 +149,59 @@ def _hold(t: np.ndarray, x: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return y
 
 
+def gap_tolerance_s(t: np.ndarray, tolerance: float) -> float:
+    """The farthest a grid point may lie from a recorded frame, in seconds:
+    ``tolerance`` times the median frame interval of ``t``."""
+    return float(tolerance * np.median(np.diff(t))) if t.size >= 2 else 0.0
+
+
+def near_a_frame(t: np.ndarray, grid: np.ndarray, max_distance_s: float) -> np.ndarray:
+    """True where a grid point lies within ``max_distance_s`` of a native frame ``t``."""
+    right = np.clip(np.searchsorted(t, grid), 0, t.size - 1)
+    left = np.clip(right - 1, 0, t.size - 1)
+    distance = np.minimum(np.abs(grid - t[left]), np.abs(t[right] - grid))
+    return distance <= max_distance_s + 1e-9
+
+
+def gap_free_segments(t: np.ndarray, max_distance_s: float) -> list[slice]:
+    """Runs of frames no two of which are farther apart than ``2 * max_distance_s``:
+    every grid point between two frames of a run is within ``max_distance_s`` of one."""
+    breaks = np.flatnonzero(np.diff(t) > 2 * max_distance_s + 1e-9) + 1
+    edges = np.concatenate([[0], breaks, [t.size]])
+    return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+
+
 def resample_to_grid(t: np.ndarray, x: np.ndarray, grid: np.ndarray, dt: float,
-                     discrete: bool = False, antialias: bool = True) -> np.ndarray:
-    """Resample columns of ``x`` sampled at ``t`` onto ``grid`` (all times in seconds)."""
+                     discrete: bool = False, antialias: bool = True, tolerance: float = 1.5) -> np.ndarray:
+    """Resample columns of ``x`` sampled at ``t`` onto ``grid`` (all times in seconds).
+
+    Nothing is made up across dropped frames: a grid point farther than ``tolerance``
+    median frame intervals from every frame is NaN. The recording is cut into gap-free
+    segments (:func:`gap_free_segments`); each is low-passed and interpolated alone. A
+    grid point within the tolerance of a segment's first or last frame but outside the
+    segment takes that frame's value (as a point between two frames takes theirs).
+    """
     x = np.asarray(x, dtype=np.float64)
     squeeze = x.ndim == 1
     if squeeze:
         x = x[:, None]
-    if discrete:
-        y = _hold(t, x, grid)
-    else:
-        if antialias:
-            t, x = anti_alias(t, x, dt)
-        y = _linear(t, x, grid)
+    reach = gap_tolerance_s(t, tolerance)
+    y = np.full((grid.size, x.shape[1]), np.nan)
+    for seg in gap_free_segments(t, reach):
+        ts, xs = t[seg], x[seg]
+        lo, hi = np.searchsorted(grid, [ts[0] - reach - 1e-9, ts[-1] + reach + 1e-9], side="left")
+        if hi <= lo:
+            continue
+        at = np.clip(grid[lo:hi], ts[0], ts[-1])          # past an edge frame: that frame's value
+        if ts.size == 1:
+            y[lo:hi] = xs[0]
+        elif discrete:
+            y[lo:hi] = _hold(ts, xs, at)
+        else:
+            if antialias:
+                ts, xs = anti_alias(ts, xs, dt)
+            y[lo:hi] = _linear(ts, xs, np.clip(at, ts[0], ts[-1]))
+    y[~near_a_frame(t, grid, reach)] = np.nan
     return y[:, 0] if squeeze else y
 
 
@@ -282,6 +335,10 @@ def homogenize(rec: RawRecording, params: HomogenizeParams = HomogenizeParams())
 def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizeParams()) -> Worm:
     """Canonical form of one worm as numpy arrays (what :class:`activity.store.StoreWriter` writes)."""
     where = rec.where
+    for name in ("signal", "units"):
+        if not str(getattr(rec, name, "")).strip():
+            raise RecordingError(f"{where}: the recording does not say its traces' {name}; a reader must state "
+                                 "it (or 'not stated in the file'), never leave it to a default")
     t_abs = np.asarray(rec.timestamps, dtype=np.float64)
     t0 = float(t_abs[0])
     t = t_abs - t0
@@ -292,7 +349,8 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
     if grid.size < 2:
         raise RecordingError(f"{where}: recording lasts {t[-1]:.3g} s, shorter than two grid steps of {params.dt} s")
 
-    y = resample_to_grid(t, x, grid, params.dt, antialias=params.anti_alias)
+    y = resample_to_grid(t, x, grid, params.dt, antialias=params.anti_alias, tolerance=params.gap_tolerance)
+    valid = near_a_frame(t, grid, gap_tolerance_s(t, params.gap_tolerance))
     y = smooth(y, params.dt, params.smoothing, params.smoothing_s)
     y = normalize(y, params.normalization, params.causal_min_samples)
 
@@ -306,10 +364,15 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
         calcium[:, slots] = y[:, cols]
         observed[slots] = np.isfinite(x[:, cols]).any(axis=0)
 
+    processing = _processing(params)
+    on_grid = {"long_name": "calcium activity on the grid", "signal_coord": "signal", "units_coord": "units",
+               "description": "the lab's trace (what it is: the per-worm coordinates 'signal' and 'units')"
+                              + (f", then {processing} by wormflow" if processing else "")
+                              + "; NaN where the lab recorded nothing within the gap tolerance"}
     data = {
-        "calcium": (("time", "neuron"), calcium),
+        "calcium": (("time", "neuron"), calcium, on_grid),
         "observed": (("neuron",), observed),
-        "roi_calcium": (("time", "roi"), y.astype(np.float32)),
+        "roi_calcium": (("time", "roi"), y.astype(np.float32), on_grid),
         "roi_label": (("roi",), np.array(rec.roi_labels, dtype=object)),
         "roi_neuron": (("roi",), np.array(placement.roi_neuron, dtype=object)),
         "roi_status": (("roi",), np.array(placement.roi_status, dtype=object)),
@@ -317,9 +380,10 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
         "roi_label_confidence": (("roi",), np.full(x.shape[1], np.nan, dtype=np.float32)
                                  if rec.roi_label_confidence is None
                                  else np.asarray(rec.roi_label_confidence, dtype=np.float32)),
-        "native_calcium": (("frame", "roi"), x),
+        "native_calcium": (("frame", "roi"), x, {"long_name": "calcium traces as recorded",
+                                                 "signal_coord": "signal", "units_coord": "units"}),
         "native_time": (("frame",), t),
-        "valid": (("time",), np.ones(grid.size, dtype=bool)),
+        "valid": (("time",), valid),
     }
     data = {k: (v[0], v[1], v[2] if len(v) > 2 else {}) for k, v in data.items()}
     # series on one clock are resampled together: one interpolation index for all columns
@@ -331,7 +395,8 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
         tb = np.asarray(series[0].timestamps, dtype=np.float64) - t0
         columns = [np.asarray(s.values, dtype=np.float64).reshape(len(tb), -1) for s in series]
         values = resample_to_grid(tb, np.concatenate(columns, axis=1), grid, params.dt,
-                                  discrete=series[0].discrete, antialias=params.anti_alias)
+                                  discrete=series[0].discrete, antialias=params.anti_alias,
+                                  tolerance=params.gap_tolerance)
         edges = np.cumsum([0] + [c.shape[1] for c in columns])
         for name, s, a, b in zip(names, series, edges[:-1], edges[1:]):
             key = f"behavior_{name}"
@@ -344,7 +409,19 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
         "native_t0": t0, "n_frames": rec.n_frames, "n_rois": rec.n_rois,
         "n_labelled": int(observed.sum()), "duration_s": float(t[-1]),
         "native_median_dt": float(np.median(np.diff(t))),
+        "max_frame_gap_s": float(np.max(np.diff(t))), "n_grid_dropped": int((~valid).sum()),
         "label_notes": json.dumps(placement.notes),
         "events": json.dumps(rec.events), "metadata": json.dumps(rec.metadata, default=str),
-        "homogenize_params": params.to_json(),
+        "homogenize_params": params.to_json(), "signal": rec.signal, "units": rec.units,
     })
+
+
+def _processing(params: HomogenizeParams) -> str:
+    """What homogenization did to the values beyond resampling ('' when nothing)."""
+    steps = []
+    if params.smoothing != "none":
+        steps.append(f"{params.smoothing} smoothing ({params.smoothing_s} s)")
+    if params.normalization != "none":
+        steps.append({"zscore": "z-scored over the recording",
+                      "causal_zscore": "z-scored causally (past samples only)"}[params.normalization])
+    return ", ".join(steps)

@@ -85,6 +85,13 @@ def _time_kwargs(t: np.ndarray) -> dict:
     return {"timestamps": t}
 
 
+def _when(text) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text)) if text else None
+    except ValueError:
+        return None
+
+
 def _session_start(worm: dict) -> datetime:
     """The session start from the source's metadata, else the date in the worm id, else unknown (epoch)."""
     meta = worm["metadata"]
@@ -110,12 +117,14 @@ def worm_record(ds, worm: str) -> dict:
     native = np.asarray(w.native_calcium.values[:n_frames, :n_rois], dtype=np.float64)
     if n_rois == 0 or not np.isfinite(native).any():
         raise ExportError(f"worm {worm!r} has no observed neurons: no ROI trace holds a finite value")
-    valid = np.asarray(w.valid.values, dtype=bool)
-    grid_t = np.asarray(w.time.values)[valid]
+    # the grid inside the recording, gaps included (NaN there, as in the store): a re-ingest of
+    # the file then finds the same gaps, and a regular grid is written as starting_time + rate
+    inside = np.asarray(w.time.values) <= float(w.duration_s.values) + 1e-9
+    grid_t = np.asarray(w.time.values)[inside]
     behavior = {}
     for name in ds.data_vars:
         if name.startswith("behavior_"):
-            values = np.asarray(w[name].values)[valid]
+            values = np.asarray(w[name].values)[inside]
             if np.isfinite(values).any():
                 behavior[name[len("behavior_"):]] = (values, dict(w[name].attrs))
     meta = str(w.metadata.values)
@@ -127,12 +136,14 @@ def worm_record(ds, worm: str) -> dict:
         "worm": worm, "worm_id": str(w.worm_id.values), "dataset": str(w.dataset.values),
         "source_file": str(w.source_file.values), "source_sha256": str(w.source_sha256.values),
         "format": str(w.format.values), "native_t0": float(w.native_t0.values),
+        "signal": str(w.signal.values) if "signal" in w.coords else "not recorded by this store's version",
+        "units": str(w.units.values) if "units" in w.coords else "not recorded by this store's version",
         "native_time": np.asarray(w.native_time.values[:n_frames], dtype=np.float64), "native": native,
         "roi_label": [str(v) for v in w.roi_label.values[:n_rois]],
         "roi_neuron": [str(v) for v in w.roi_neuron.values[:n_rois]],
         "roi_status": [str(v) for v in w.roi_status.values[:n_rois]],
         "roi_confidence": np.asarray(w.roi_label_confidence.values[:n_rois], dtype=np.float64),
-        "grid_t": grid_t, "grid": np.asarray(w.roi_calcium.values[valid][:, :n_rois], dtype=np.float64),
+        "grid_t": grid_t, "grid": np.asarray(w.roi_calcium.values[inside][:, :n_rois], dtype=np.float64),
         "behavior": behavior, "metadata": metadata, "native_median_dt": float(w.native_median_dt.values),
         "store_attrs": {"dt": ds.attrs.get("dt"), "homogenize_params": ds.attrs.get("homogenize_params", "")},
     }
@@ -154,17 +165,22 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
         "source_file": Path(worm["source_file"]).name, "source_sha256": worm["source_sha256"],
         "source_format": worm["format"], "native_t0_s": worm["native_t0"],
         "homogenize_params": worm["store_attrs"]["homogenize_params"], "grid_dt_s": worm["store_attrs"]["dt"],
-        "export_params": asdict(params),
+        "export_params": asdict(params), "signal": worm["signal"], "units": worm["units"],
     }
+    listed = {k: [str(v) for v in meta[k]] if isinstance(meta.get(k), list) else [str(meta[k])]
+              for k in ("experimenter", "related_publications", "keywords") if meta.get(k)}
     nwb = NWBFile(
         session_description=f"Whole-brain calcium imaging of one C. elegans ({worm['dataset']}, worm "
                             f"{worm['worm_id']}), homogenized and exported by wormflow",
         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"wormflow:{worm['source_sha256']}:{worm['worm_id']}")),
         session_start_time=_session_start(worm), session_id=worm["worm_id"],
-        experiment_description=f"{worm['dataset']} whole-brain recording read from {Path(worm['source_file']).name} "
-                               f"({worm['format']} format)",
-        keywords=["C. elegans", "whole-brain imaging", "calcium imaging", worm["dataset"]],
+        experiment_description=str(meta.get("experiment_description") or "")
+                               or f"{worm['dataset']} whole-brain recording read from "
+                                  f"{Path(worm['source_file']).name} ({worm['format']} format)",
+        keywords=listed.get("keywords") or ["C. elegans", "whole-brain imaging", "calcium imaging", worm["dataset"]],
         lab=str(meta.get("lab") or "") or None,
+        institution=str(meta.get("institution") or "") or None,
+        experimenter=listed.get("experimenter"), related_publications=listed.get("related_publications"),
         source_script=f"wormflow {version} export-nwb", source_script_file_name="wormflow",
         notes=json.dumps(provenance, sort_keys=True),
         subject=Subject(subject_id=worm["worm_id"], species=SPECIES, sex=sex,
@@ -201,15 +217,16 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
     fluor = Fluorescence(name=NATIVE_SERIES[0])
     module.add(fluor)
     fluor.add_roi_response_series(RoiResponseSeries(
-        name=NATIVE_SERIES[1], data=worm["native"], unit="a.u.",
+        name=NATIVE_SERIES[1], data=worm["native"], unit=worm["units"],
         rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of NeuronIDs"),
-        description="calcium traces of every ROI at the native frame times (seconds from the first frame)",
+        description=f"calcium traces of every ROI at the native frame times (seconds from the first frame); "
+                    f"signal: {worm['signal']}",
         **_time_kwargs(worm["native_time"])))
     if params.grid:
         grid = Fluorescence(name=GRID_SERIES[0])
         module.add(grid)
         grid.add_roi_response_series(RoiResponseSeries(
-            name=GRID_SERIES[1], data=worm["grid"], unit="a.u.",
+            name=GRID_SERIES[1], data=worm["grid"], unit=worm["units"],
             rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of NeuronIDs"),
             description=f"the same ROIs homogenized onto wormflow's grid (dt = {worm['store_attrs']['dt']} s)",
             **_time_kwargs(worm["grid_t"])))
@@ -289,6 +306,16 @@ def roundtrip_differences(worm: dict, path: str | Path) -> list[str]:
         out.append("native timestamps differ by more than 1 ns")
     if rec.roi_labels != worm["roi_label"]:
         out.append("ID_labels differ")
+    if (rec.signal, rec.units) != (worm["signal"], worm["units"]):
+        out.append(f"signal [units] {rec.signal!r} [{rec.units!r}] read back for {worm['signal']!r} [{worm['units']!r}]")
+    meta = worm["metadata"] if isinstance(worm["metadata"], dict) else {}
+    for key in ("experimenter", "institution", "lab", "experiment_description", "related_publications"):
+        if meta.get(key) and rec.metadata.get(key) != meta[key]:
+            out.append(f"metadata {key} {rec.metadata.get(key)!r} read back for {meta[key]!r}")
+    if meta.get("session_start_time") and _when(rec.metadata.get("session_start_time")) != _when(
+            meta["session_start_time"]):
+        out.append(f"session start {rec.metadata.get('session_start_time')!r} read back for "
+                   f"{meta['session_start_time']!r}")
     if set(rec.behavior) != set(worm["behavior"]):
         out.append(f"behaviour variables differ: {sorted(set(rec.behavior) ^ set(worm['behavior']))}")
     for name, series in rec.behavior.items():

@@ -9,6 +9,22 @@ import numpy as np
 
 from connectome.errors import RecordingError
 
+# The descriptive metadata every reader returns under these names when its file states
+# them (the lab's other facts keep their own names beside them). Nothing is filled in
+# from outside the file: a key the file does not state is absent.
+METADATA_KEYS = {
+    "experimenter": "who recorded it (list of names)",
+    "institution": "where it was recorded",
+    "lab": "the lab",
+    "experiment_description": "the experiment, in the lab's words",
+    "session_description": "this recording, in the lab's words",
+    "session_start_time": "when the recording started (ISO 8601, as the file states it)",
+    "related_publications": "publications of the data (list: DOIs or citations)",
+    "keywords": "the lab's keywords (list)",
+    "subject": "the animal: species, strain, genotype, sex, age, description (dict)",
+    "position_reference_frame": "what the zero of tracked positions is ({series: text})",
+}
+
 # Whole-brain imaging runs at roughly 0.5-10 volumes per second; anything outside
 # [0.01 Hz, 200 Hz] is a unit error (ms read as s) or a corrupt time base.
 MIN_DT_S = 0.005
@@ -41,6 +57,8 @@ class RawRecording:
     events: dict[str, list] = field(default_factory=dict)     # non-time-series arrays
     metadata: dict[str, object] = field(default_factory=dict)
     extra_sources: list[str] = field(default_factory=list)    # side files read (labels)
+    signal: str = ""                # what the traces are, e.g. "z-scored F/F20", "dF/F0"
+    units: str = ""                 # their unit as the file states it ("1": a dimensionless ratio)
 
     @property
     def n_frames(self) -> int:
@@ -95,6 +113,10 @@ def check_recording(rec: RawRecording) -> RawRecording:
     check_timestamps(where, "timestamps", t)
     if not np.isfinite(x).any():
         raise RecordingError(f"{where}: every trace is NaN (no usable activity)")
+    for name in ("signal", "units"):
+        if not (isinstance(getattr(rec, name), str) and getattr(rec, name).strip()):
+            raise RecordingError(f"{where}: the {rec.format} reader did not say the traces' {name} "
+                                 "(a reader states it, or 'not stated in the file')")
     if len(rec.roi_labels) != x.shape[1]:
         raise RecordingError(f"{where}: {len(rec.roi_labels)} ROI labels for {x.shape[1]} trace columns")
     for name, s in rec.behavior.items():

@@ -49,12 +49,15 @@ if TYPE_CHECKING:
 
 STORE_FORMAT = "wormflow-activity/1"
 QUEUED_WORMS = 2                 # worms read ahead of the writer thread (bounds memory)
-PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "duration_s", "native_t0", "native_median_dt")
+PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "n_grid_dropped", "duration_s", "native_t0",
+                  "native_median_dt", "max_frame_gap_s")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
-PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources")
+PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources",
+                   "signal", "units")
 FACT_DTYPES = {**{k: np.dtype(object) for k in PER_WORM_COORDS},
-               **{k: np.dtype(np.int64) for k in ("n_frames", "n_rois", "n_labelled")},
-               **{k: np.dtype(np.float64) for k in ("duration_s", "native_t0", "native_median_dt")},
+               **{k: np.dtype(np.int64) for k in ("n_frames", "n_rois", "n_labelled", "n_grid_dropped")},
+               **{k: np.dtype(np.float64) for k in ("duration_s", "native_t0", "native_median_dt",
+                                                    "max_frame_gap_s")},
                **{k: np.dtype(object) for k in PER_WORM_TEXT}}
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
@@ -92,6 +95,21 @@ def _attrs(path: Path) -> dict:
     return attrs
 
 
+# facts every activity store states: a store without one is refused, never read with a default
+REQUIRED_FACTS = ("dt", "homogenize_params", "n_worms", "extent", "wormflow_version")
+
+
+def store_fact(ds: "xr.Dataset", name: str) -> float | str:
+    """One of the store's facts (``dt``...), from a Dataset :func:`open_activity` returned;
+    a clear :class:`StoreError` naming the store and the fact when it is missing."""
+    if name not in ds.attrs:
+        where = ds.encoding.get("wormflow_store") or "the activity dataset"
+        raise StoreError(f"{where}: the store does not state its {name!r}; it cannot be read without it "
+                         "(was it written by wormflow?)")
+    value = ds.attrs[name]
+    return float(value) if name == "dt" else value
+
+
 def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     """Open an activity store lazily (dask, one chunk per worm).
 
@@ -104,6 +122,10 @@ def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     path = Path(path)
     recover(path)
     attrs = _attrs(path)
+    missing = [k for k in REQUIRED_FACTS if k not in attrs]
+    if missing:
+        raise StoreError(f"{path}: the store does not state {', '.join(map(repr, missing))}; "
+                         "refusing to read it with a guessed value")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -117,7 +139,22 @@ def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     ext["worm"] = int(attrs.get("n_worms", ds.sizes.get("worm", 0)))   # the worm axis grows in blocks: always cut
     if not trim:
         ext = {"worm": ext["worm"]}
-    return ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
+    ds = ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
+    _describe_signal(ds)
+    ds.encoding["wormflow_store"] = str(path)
+    return ds
+
+
+def _describe_signal(ds: "xr.Dataset") -> None:
+    """State on the trace variables the signal and units their worms share, or that they differ."""
+    for coord in ("signal", "units"):
+        if coord not in ds.coords:
+            continue
+        values = sorted({str(v) for v in ds[coord].values.tolist()})
+        said = values[0] if len(values) == 1 else f"differs between worms: see the '{coord}' coordinate"
+        for name in ("calcium", "roi_calcium", "native_calcium"):
+            if name in ds:
+                ds[name].attrs[coord] = said
 
 
 # ---------------------------------------------------------------- writing
@@ -229,7 +266,7 @@ class StoreWriter:
         a = worm.attrs
         facts = {"worm": name, "dataset": a["dataset"], "source_file": str(Path(a["source_file"]).resolve()),
                  "source_sha256": source_sha256, "worm_id": a["worm_id"], "format": a["format"],
-                 "extra_sources": json.dumps(extra_sha256 or {})}
+                 "extra_sources": json.dumps(extra_sha256 or {}), "signal": a["signal"], "units": a["units"]}
         facts.update({k: a[k] for k in PER_WORM_ATTRS + PER_WORM_TEXT})
         series = {k: v for k, v in worm.variables.items() if chunk_per_worm(v[0])}
         small = {k: v for k, v in worm.variables.items() if not chunk_per_worm(v[0])}

@@ -146,7 +146,10 @@ def affinity_tensor(ds, *, variable: str = "calcium", neurons=None, min_worms: i
     obs = np.asarray(observed, dtype=bool)[:, keep]
     has_pair = (obs[:, pi] & obs[:, pj]).any(1)
     worms = np.flatnonzero(has_pair)
-    dt = float(ds.attrs.get("dt", 1.0)) if "dt" in ds.attrs else 1.0
+    if "dt" not in ds.attrs:
+        raise ValueError("the activity dataset has no 'dt' attribute (its grid step in seconds); "
+                         "pass a dataset opened with activity.open_activity")
+    dt = float(ds.attrs["dt"])
     sub = da.isel(worm=worms, neuron=keep).transpose("worm", "time", "neuron").chunk({"worm": 1, "time": -1, "neuron": -1})
     n_time = int(np.ceil(sub.sizes["time"] / max(bin_size, 1)))
 

@@ -118,7 +118,7 @@ else:
     with StoreWriter(out, params) as w:
         for i in range(n):
             t = 1.2e6 + np.arange(800) * 0.6
-            rec = RawRecording(f"s{i}.h5", f"s{i}", "Synthetic", "synthetic", t, rng.normal(size=(800, 130)), labels)
+            rec = RawRecording(f"s{i}.h5", f"s{i}", "Synthetic", "synthetic", t, rng.normal(size=(800, 130)), labels, signal="synthetic fixture", units="a.u.")
             w.append(homogenize_worm(rec, params), f"{i:064x}", f"Synthetic/s{i}")
 seconds = time.perf_counter() - t0
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -5,8 +5,12 @@
   (:func:`connectome.neurons.other_cells`); anything else is reported as unknown, never
   guessed. Every edge stays in the long-form table with its raw names.
 * Layers are 302 x 302, ``[pre, post]``. A pair is NaN unless the source covered both
-  neurons (named them in an edge or in its matrix margins); covered pairs without an
-  edge are 0.
+  neurons; covered pairs without an edge are 0. A neuron is covered only where the
+  source lists it: in an edge, or in a matrix row or column holding a real entry (a
+  non-zero count, or any finite value of a non-count layer). A matrix's margins alone
+  cover nothing: the Witvliet 2020 sheets name all 182 neurons in every dataset although
+  each dataset reconstructed 161-181 of them. A reader may narrow coverage further
+  (``RawConnectome.covered``), never widen it.
 * Edges of one kind between the same pair are summed (e.g. Varshney's S and Sp rows).
 * Electrical layers are made symmetric with ``max(W, W.T)``: sources list a gap junction
   once (White, Witvliet tables) or once from each partner with the same count
@@ -51,6 +55,21 @@ def _names(raw_names) -> dict[str, str]:
     return out
 
 
+COUNT_KINDS = ("chemical", "electrical", "funatlas_occurrences")
+
+
+def listed_names(raw: RawConnectome) -> set[str]:
+    """The names a source lists: every edge's two ends, and each matrix row or column that
+    holds a real entry (non-zero for counts, finite otherwise)."""
+    names = set(raw.edges["pre"]) | set(raw.edges["post"])
+    for m in raw.matrices:
+        values = np.asarray(m.values, dtype=np.float64)
+        real = np.isfinite(values) & ((values != 0) if m.kind in COUNT_KINDS else True)
+        names |= {p for p, hit in zip(m.pre, real.any(axis=1)) if hit}
+        names |= {p for p, hit in zip(m.post, real.any(axis=0)) if hit}
+    return names
+
+
 def build(raw: RawConnectome) -> BuiltSource:
     index = neuron_index()
     n = len(index)
@@ -65,7 +84,9 @@ def build(raw: RawConnectome) -> BuiltSource:
     non_neuronal = [k for k in not_neurons if k in others or _BODY_WALL_MUSCLE.match(k)]
     unknown = [k for k in not_neurons if k not in non_neuronal]
 
-    covered_names = set(raw.covered) if raw.covered is not None else names
+    covered_names = listed_names(raw)
+    if raw.covered is not None:
+        covered_names &= set(raw.covered)
     covered = np.zeros(n, bool)
     for name in covered_names:
         if mapping.get(name):
@@ -81,7 +102,8 @@ def build(raw: RawConnectome) -> BuiltSource:
         dense = np.full((n, n), np.nan, np.float64)
         block = m.values[np.ix_(keep_r, keep_c)]
         dense[np.ix_(rows[keep_r], cols[keep_c])] = block
-        if m.kind in ("chemical", "electrical", "funatlas_occurrences"):
+        dense = np.where(mask, dense, np.nan)        # a margin's zeros for a neuron not listed are not data
+        if m.kind in COUNT_KINDS:
             dense = np.where(mask & np.isnan(dense), 0.0, dense)      # counts: covered and absent is 0
         layers[m.kind] = dense
         from_matrix.add(m.kind)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -42,14 +43,18 @@ def ingest() -> None:
 @click.option("--smoothing-s", default=1.0, show_default=True, type=float)
 @click.option("--normalization", type=click.Choice(NORMALIZATION), default="none", show_default=True)
 @click.option("--strict-labels", is_flag=True, help="Fail a worm with duplicate labels instead of flagging them.")
+@click.option("--gap-tolerance", default=1.5, show_default=True, type=float,
+              help="Grid points farther than this many median frame intervals from every recorded frame are "
+                   "NaN and not valid (a store parameter).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every label rename and warning.")
 def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoothing_s, normalization,
-                        strict_labels, verbose) -> None:
+                        strict_labels, gap_tolerance, verbose) -> None:
     """Read, homogenize and append the worms in PATHS (files or folders) to STORE."""
     from pipeline.ingest import discover, ingest_activity
     try:
         params = HomogenizeParams(dt=dt, smoothing=smoothing, smoothing_s=smoothing_s,
-                                  normalization=normalization, strict_labels=strict_labels)
+                                  normalization=normalization, strict_labels=strict_labels,
+                                  gap_tolerance=gap_tolerance)
     except ValueError as exc:
         raise click.BadParameter(str(exc))
     files = discover(paths, fmt)
@@ -149,14 +154,18 @@ def info(store) -> None:
     summary = _or_exit(activity_summary, store, prefix="error", code=2)
     out = Console()
     out.print(f"[bold]{store}[/bold]: {summary['n_worms']} worms, dt = {summary['dt']} s, "
-              f"wormflow {summary['version']}")
+              f"gap tolerance {summary['gap_tolerance']} median frame intervals, wormflow {summary['version']}")
     table = Table()
-    for col in ("dataset", "worms", "minutes", "labelled/worm (median)", "neurons seen", "unlabelled ROIs"):
+    for col in ("dataset", "worms", "min", "labelled", "neurons", "unlabelled ROIs", "gap points"):
         table.add_column(col, justify="right" if col != "dataset" else "left")
     for row in summary["datasets"]:
         table.add_row(row["dataset"], str(row["worms"]), f"{row['minutes']:.1f}", f"{row['labelled_median']:.0f}",
-                      f"{row['neurons_seen']}/302", str(row["unlabelled_rois"]))
+                      f"{row['neurons_seen']}/302", str(row["unlabelled_rois"]), str(row["grid_dropped"]))
     out.print(table)
+    out.print("labelled: median per worm; gap points: grid points with no recorded frame within the gap tolerance "
+              "(NaN, valid = False)")
+    for row in summary["datasets"]:
+        out.print(escape(f"{row['dataset']} signal [units]: {row['signal']}"))
     out.print(f"neurons observed in at least one worm: {summary['neurons_seen']}/302; most covered: "
               + ", ".join(f"{n} ({c})" for n, c in summary["top_neurons"]))
 

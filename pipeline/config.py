@@ -15,6 +15,8 @@ dt = 0.5
 smoothing = "none"                           # none | gaussian | exponential
 smoothing_s = 1.0
 normalization = "none"                       # none | zscore | causal_zscore
+gap_tolerance = 1.5                          # grid points farther than this many median frame
+                                             # intervals from any recorded frame are NaN, not valid
 
 [stages.ingest_connectome]
 [stages.export_nwb]
@@ -78,6 +80,8 @@ _STAGE_KEYS = {
         "smoothing": _choice("none", "gaussian", "exponential"),
         "smoothing_s": (_positive, "a positive number of seconds"),
         "normalization": _choice("none", "zscore", "causal_zscore"),
+        "gap_tolerance": ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0.5),
+                          "a number of median frame intervals, at least 0.5"),
     },
     "ingest_connectome": {},
     "export_nwb": {"grid": _BOOL, "validate": _BOOL, "sex": _choice("XX", "XO")},
@@ -107,7 +111,8 @@ _STAGE_KEYS = {
     "report": {},
 }
 _DEFAULTS = {
-    "ingest_activity": {"dt": 0.5, "smoothing": "none", "smoothing_s": 1.0, "normalization": "none"},
+    "ingest_activity": {"dt": 0.5, "smoothing": "none", "smoothing_s": 1.0, "normalization": "none",
+                        "gap_tolerance": 1.5},
     "ingest_connectome": {},
     "export_nwb": {"grid": False, "validate": True, "sex": "XX"},
     "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity
+from activity.store import open_activity, store_fact
 from analysis import affinity, ntf
 from connectome.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
@@ -45,7 +45,7 @@ def ntf_on_store(store: str | Path, out: str | Path, *, rank: int | None = None,
     """Fit the dynamic functional connectome of ``store`` and write ``out``/ntf.zarr.
     Returns (result Dataset, rank-selection Dataset or None, the activity Dataset)."""
     ds = select_worms(open_activity(store), worms, datasets)
-    dt = float(ds.attrs.get("dt", 1.0))
+    dt = store_fact(ds, "dt")
     bin_size = max(1, int(round(bin_s / dt)))
     try:
         lazy = affinity.affinity_tensor(ds, neurons=list(neurons) if neurons else None, min_worms=min_worms,

@@ -71,7 +71,9 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
     plt = _pyplot()
     worms = [str(w) for w in result.sequence.values]
     n_states = result.sizes["state"]
-    dt = float(ds.attrs.get("dt", 1.0))
+    from activity.store import store_fact
+
+    dt = store_fact(ds, "dt")
     fig, axes = plt.subplots(len(worms), 1, figsize=(11, 1.0 + 1.1 * len(worms)), squeeze=False, sharex=True)
     cmap = plt.get_cmap("tab10", max(n_states, 2))
     for ax, w in zip(axes[:, 0], worms):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity
+from activity.store import open_activity, store_fact
 from analysis import brainstates
 from connectome.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
@@ -45,7 +45,7 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
                                                             min_worm_fraction=min_worm_fraction)
     except ValueError as exc:
         raise WormflowError(f"{store}: {exc}") from exc
-    dt = float(ds.attrs.get("dt", 1.0))
+    dt = store_fact(ds, "dt")
     length = max(4, int(round(window_s / dt)))
     velocity = [ds["behavior_velocity"].sel(worm=w).values[:len(s)] if "behavior_velocity" in ds
                 else np.full(len(s), np.nan) for w, s in zip(worm_ids, seqs)]

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity
+from activity.store import open_activity, store_fact
 from connectome.neurons import neuron_names
 
 ROI_STATUSES = {"labelled", "unlabelled", "uncertain", "unmapped", "duplicate", ""}
@@ -26,10 +27,15 @@ def activity_summary(store: str | Path) -> dict:
             "labelled_median": float(np.median(observed[sel].sum(axis=1))),
             "neurons_seen": int(observed[sel].any(axis=0).sum()),
             "unlabelled_rois": int(np.isin(status[sel], ["unlabelled", "uncertain", "unmapped", "duplicate"]).sum()),
+            "grid_dropped": int(ds["n_grid_dropped"].values[sel].sum()) if "n_grid_dropped" in ds else 0,
+            "signal": "; ".join(sorted({f"{s} [{u}]" for s, u in zip(ds["signal"].values[sel].tolist(),
+                                                                   ds["units"].values[sel].tolist())}))
+                      if "signal" in ds.coords else "not recorded by this store's version",
         })
     counts = observed.sum(axis=0)
     top = sorted(zip(neuron_names(), counts.tolist()), key=lambda x: -x[1])[:8]
-    return {"n_worms": int(ds.sizes["worm"]), "dt": ds.attrs["dt"], "version": ds.attrs.get("wormflow_version"),
+    return {"n_worms": int(ds.sizes["worm"]), "dt": store_fact(ds, "dt"), "version": store_fact(ds, "wormflow_version"),
+            "gap_tolerance": json.loads(store_fact(ds, "homogenize_params")).get("gap_tolerance"),
             "datasets": rows, "neurons_seen": int(observed.any(axis=0).sum()), "top_neurons": top}
 
 
@@ -41,7 +47,7 @@ def validate_activity(store: str | Path) -> list[str]:
         problems.append("neuron axis differs from the registry's 302 names in registry order")
     if ds["calcium"].dtype != np.float32:
         problems.append(f"calcium is {ds['calcium'].dtype}, expected float32")
-    dt = float(ds.attrs["dt"])
+    dt = store_fact(ds, "dt")
     t = ds["time"].values
     if not np.allclose(t, np.arange(t.size) * dt, rtol=0, atol=1e-9):
         problems.append("time coordinate is not k * dt")
@@ -58,6 +64,12 @@ def validate_activity(store: str | Path) -> list[str]:
         finite = np.isfinite(cal).any(axis=0)
         if not np.array_equal(finite, worm["observed"].values):
             problems.append(f"{name}: 'observed' disagrees with where calcium has values")
+        valid = worm["valid"].values.astype(bool)
+        if np.isfinite(cal[~valid]).any():
+            problems.append(f"{name}: calcium has values at grid points marked not valid (a gap in the recording)")
+        if "n_grid_dropped" in worm and int(worm["n_grid_dropped"].values) != int((~valid[t <= float(
+                worm["duration_s"].values) + 1e-6]).sum()):
+            problems.append(f"{name}: n_grid_dropped disagrees with the invalid grid points inside the recording")
         end = float(worm["duration_s"].values)
         if np.isfinite(cal[t > end + 1e-6]).any():
             problems.append(f"{name}: calcium has values past the end of the recording ({end:.1f} s)")

@@ -34,6 +34,13 @@ LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
 _LABEL_FIELDS = ("label", "roi_id", "confidence")   # all the reader uses of each label record
 _UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
 _DISCRETE = {"reversal_vec", "pumping_state"}
+# what each trace field holds (Atanas & Kim 2023 methods; trace_array measured here to be the
+# per-ROI z-score of traces_array_F_F20 within 0.005 on the mirror's files)
+SIGNALS = {
+    "trace_array": ("z-scored F/F20 (per ROI over the recording)", "1"),
+    "traces_array_F_F20": ("F/F20 (fluorescence over its 20th percentile)", "1"),
+    "trace_array_original": ("fluorescence before the lab's normalization", "a.u."),
+}
 # per-body-segment series: (T, K) in most files, (T,) in some (e.g. 2022-05-02-01)
 _PER_SEGMENT = {"body_angle", "body_angle_absolute", "body_angle_all"}
 
@@ -180,4 +187,6 @@ def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array
         metadata={"uid": uid, "trace_field": f"gcamp/{trace}", "labels_file": str(labels_path or ""),
                   "has_identities": labelled, "timestamps_not_in_idx_splits": dropped},
         extra_sources=extra,
+        signal=SIGNALS.get(trace, (f"gcamp/{trace} as released (not described by the lab)", ""))[0],
+        units=SIGNALS.get(trace, ("", "not stated in the file"))[1],
     )]

@@ -49,4 +49,6 @@ def read(path: Path) -> list[RawRecording]:
     labels += [""] * (x.shape[1] - len(labels))
     return [RawRecording(source_file=str(path), worm_id=path.name[: -len(SUFFIX)], dataset=DATASET,
                          format=FORMAT, timestamps=t.ravel(), traces=x, roi_labels=[s.strip() for s in labels],
-                         extra_sources=[str(labels_path), str(time_path)])]
+                         extra_sources=[str(labels_path), str(time_path)],
+                         signal="GCaMP fluorescence as released (the text files state no normalization)",
+                         units="not stated in the file")]

@@ -50,4 +50,5 @@ def read(path: Path) -> list[RawRecording]:
     return [RawRecording(
         source_file=str(path), worm_id=path.stem, dataset=DATASET, format=FORMAT,
         timestamps=t, traces=f[keep].T, roi_labels=[n for n, k in zip(names, keep) if k],
-        metadata={"rois_set_aside_by_use_flag": int((~keep).sum())})]
+        metadata={"rois_set_aside_by_use_flag": int((~keep).sum())},
+        signal="bleach-corrected fluorescence (the lab's corrected_F)", units="a.u.")]

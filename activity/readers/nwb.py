@@ -63,6 +63,65 @@ def _text(f: h5py.File, name: str) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _values(f: h5py.File, name: str) -> list[str]:
+    """A text dataset as a list of strings ([] when absent)."""
+    if name not in f or not isinstance(f[name], h5py.Dataset):
+        return []
+    v = f[name][()]
+    items = v.ravel().tolist() if isinstance(v, np.ndarray) else [v]
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in items]
+
+
+_SUBJECT_FIELDS = ("species", "strain", "genotype", "sex", "age", "date_of_birth", "description",
+                   "subject_id", "growth_stage", "cultivation_temp")
+
+
+def file_metadata(f: h5py.File) -> dict:
+    """The file's own descriptive metadata under :data:`activity.raw.METADATA_KEYS` names
+    (NWB's ``general/`` fields, the subject, reference frames); absent fields stay absent."""
+    out: dict = {}
+    for key in ("institution", "lab", "experiment_description"):
+        if _values(f, f"general/{key}"):
+            out[key] = _text(f, f"general/{key}")
+    for key in ("experimenter", "related_publications", "keywords"):
+        if _values(f, f"general/{key}"):
+            out[key] = _values(f, f"general/{key}")
+    for key in ("session_description", "session_start_time"):
+        if _values(f, key):
+            out[key] = _text(f, key)
+    if "general/subject" in f:
+        subject = {k: _text(f, f"general/subject/{k}") for k in _SUBJECT_FIELDS if f"general/subject/{k}" in f}
+        if subject:
+            out["subject"] = subject
+    frames = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset) and name.endswith("/reference_frame"):
+            frames[name[: -len("/reference_frame")].rsplit("/", 1)[-1]] = _text(f, obj.name)
+    for top in ("acquisition", "processing"):
+        if top in f:
+            f[top].visititems(visit)
+    if frames:
+        out["position_reference_frame"] = frames
+    return out
+
+
+_SIGNAL_BY_NAME = {"SignalDFoF": "dF/F", "DfOverF": "dF/F", "SignalRawFluor": "raw fluorescence",
+                   "SignalCalciumImResponseSeries": "calcium imaging response"}
+
+
+def _signal(series: h5py.Group, description: str) -> tuple[str, str]:
+    """(signal, units) of a trace series as the file states them."""
+    unit = _attr(series["data"], "unit") if "data" in series else ""
+    name = series.name.rsplit("/", 1)[-1]
+    said = description.strip()
+    if said.lower() in ("", "no description") or _NEURON_SERIES.match(said.replace(": ", "_").replace(" ", "_")):
+        said = ""
+    kind = next((v for k, v in _SIGNAL_BY_NAME.items() if k in series.name), "")
+    signal = "; ".join(x for x in (kind, said) if x) or f"not stated in the file (series {name})"
+    return signal, unit or "not stated in the file"
+
+
 def _series_time(group: h5py.Group, n: int, where: str) -> np.ndarray:
     if "timestamps" in group:
         return np.asarray(group["timestamps"][()], dtype=np.float64)
@@ -144,15 +203,17 @@ def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
     t = _series_time(series, data.shape[0], path.name)
     labels = _community_labels(f, series, data.shape[1], path.name)
     exported = _wormflow_provenance(f)
-    metadata = {"layout": "community", "series": series.name, "identifier": _text(f, "identifier"),
-                "session_start_time": _text(f, "session_start_time"), "lab": _text(f, "general/lab"),
-                "nwb_version": _attr(f, "nwb_version")}
+    metadata = {**file_metadata(f), "layout": "community", "series": series.name,
+                "identifier": _text(f, "identifier"), "nwb_version": _attr(f, "nwb_version")}
     if exported:
         metadata["wormflow_export"] = exported
+    signal, units = _signal(series, _attr(series, "description"))
+    if exported.get("signal"):                   # our own export: the source lab's words come back
+        signal, units = exported["signal"], exported.get("units") or units
     return RawRecording(
         source_file=str(path), worm_id=exported.get("worm_id") or _text(f, "identifier") or path.stem,
         dataset=exported.get("dataset") or DATASET, format=FORMAT, timestamps=t, traces=data, roi_labels=labels,
-        behavior=_behavior(f, path.name), metadata=metadata)
+        behavior=_behavior(f, path.name), metadata=metadata, signal=signal, units=units)
 
 
 def _wormflow_provenance(f: h5py.File) -> dict:
@@ -193,9 +254,10 @@ def _read_legacy(f: h5py.File, path: Path) -> RawRecording | None:
     return RawRecording(
         source_file=str(path), worm_id=_text(f, "identifier") or path.stem, dataset=DATASET, format=FORMAT,
         timestamps=t, traces=np.stack(columns, axis=1), roi_labels=[""] * len(columns), behavior=behavior,
-        metadata={"layout": "legacy", "identifier": _text(f, "identifier"), "lab": _text(f, "general/lab"),
-                  "session_start_time": _text(f, "session_start_time"), "nwb_version": _attr(f, "nwb_version"),
-                  "roi_descriptions": [_attr(f["acquisition"][n], "description") for n in names]})
+        metadata={**file_metadata(f), "layout": "legacy", "identifier": _text(f, "identifier"),
+                  "nwb_version": _attr(f, "nwb_version"),
+                  "roi_descriptions": [_attr(f["acquisition"][n], "description") for n in names]},
+        signal=_signal(first, _attr(first, "description"))[0], units=_signal(first, "")[1])
 
 
 def read(path: Path) -> list[RawRecording]:

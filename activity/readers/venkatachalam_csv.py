@@ -59,4 +59,6 @@ def read(path: Path) -> list[RawRecording]:
     labels = ["" if pd.isna(v) else str(v) for v in table["neuron"]]
     return [RawRecording(source_file=str(path), worm_id=path.stem, dataset=DATASET, format=FORMAT,
                          timestamps=np.array([float(c) for c in time_cols]), traces=x, roi_labels=labels,
-                         metadata={"descriptive_columns": [c for c in table.columns if c not in time_cols]})]
+                         metadata={"descriptive_columns": [c for c in table.columns if c not in time_cols]},
+                         signal="fluorescence as released (the layout states no normalization)",
+                         units="not stated in the file")]

@@ -81,5 +81,6 @@ def read(path: Path) -> list[RawRecording]:
         out.append(RawRecording(
             source_file=str(path), worm_id=name, dataset=DATASET, format=FORMAT,
             timestamps=np.arange(length, dtype=np.float64) / fps, traces=x, roi_labels=labels[w],
-            metadata={"fps": fps, "worm_index": w}))
+            metadata={"fps": fps, "worm_index": w},
+            signal="normalized fluorescence (the lab's norm_traces)", units="1"))
     return out

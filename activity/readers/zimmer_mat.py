@@ -32,6 +32,13 @@ TRACE_FIELDS = ("traces", "deltaFOverF_bc", "traces_bleach_corrected", "deltaFOv
 ID_FIELDS = ("IDs", "NeuronNames", "neuron_ID", "NeuronIds")
 TIME_FIELDS = ("timeVectorSeconds", "tv", "time_vector")
 _OTHER_FORMATS = {"norm_traces", "corrected_F"}
+# what each trace field holds, in the Zimmer lab's naming (Kato 2015 and its successors)
+SIGNALS = {
+    "traces": ("fluorescence as released in the lab's 'traces' field (no normalization stated)", "a.u."),
+    "deltaFOverF": ("dF/F0", "1"),
+    "deltaFOverF_bc": ("dF/F0, bleach-corrected", "1"),
+    "traces_bleach_corrected": ("fluorescence, bleach-corrected", "a.u."),
+}
 
 
 def sniff(path: Path) -> bool:
@@ -75,5 +82,6 @@ def read(path: Path) -> list[RawRecording]:
         out.append(RawRecording(
             source_file=str(path), worm_id=wid, dataset=DATASET, format=FORMAT,
             timestamps=np.asarray(t, dtype=np.float64).ravel(), traces=x, roi_labels=labels,
-            metadata={"struct": var, "worm_index": i, "trace_field": trace_field}))
+            metadata={"struct": var, "worm_index": i, "trace_field": trace_field},
+            signal=SIGNALS[trace_field][0], units=SIGNALS[trace_field][1]))
     return out

@@ -43,7 +43,7 @@ def test_downsampling_keeps_a_slow_sine_and_removes_an_aliasing_fast_one():
 def test_no_time_drift_with_absolute_clocks_of_a_million_seconds():
     t0 = 1_228_334.14613117
     native = t0 + np.arange(2000) * 0.6000188835896552
-    rec = RawRecording("w.h5", "w", "D", "f", native, np.sin(np.arange(2000)[:, None] * 0.01), ["AVAL"])
+    rec = RawRecording("w.h5", "w", "D", "f", native, np.sin(np.arange(2000)[:, None] * 0.01), ["AVAL"], signal="synthetic fixture", units="a.u.")
     ds = homogenize(rec, HomogenizeParams(dt=0.6000188835896552))
     np.testing.assert_array_equal(ds["native_time"].values, native - t0)
     grid = ds["time"].values
@@ -92,8 +92,59 @@ def test_behaviour_is_resampled_onto_the_same_grid():
     t = 100 + np.arange(60) * 0.6
     rec = RawRecording("w.h5", "w", "D", "f", t, np.ones((60, 1)), [""],
                        behavior={"velocity": Series(t, np.linspace(0, 1, 60)),
-                                 "body_angle": Series(t, np.ones((60, 3)))})
+                                 "body_angle": Series(t, np.ones((60, 3)))}, signal="synthetic fixture", units="a.u.")
     ds = homogenize(rec)
     assert ds["behavior_velocity"].dims == ("time",) and ds["behavior_body_angle"].shape[1] == 3
     np.testing.assert_allclose(ds["behavior_velocity"].values[[0, -1]], [0, ds["time"].values[-1] / np.ptp(t)],
                                atol=1e-6)
+
+
+def _gappy_recording():
+    """Frames every 0.2 s over 20 s with two holes the lab dropped: (5, 9) and (14, 15) s."""
+    t = np.round(np.arange(0, 20.0001, 0.2), 6)
+    t = t[~(((t > 5.0) & (t < 9.0)) | ((t > 14.0) & (t < 15.0)))]
+    traces = np.column_stack([t, 2 * t])
+    states = (t > 10).astype(float)
+    return RawRecording("gaps.h5", "gaps", "D", "f", 1000 + t, traces, ["AVAL", ""],
+                        behavior={"velocity": Series(1000 + t, -t), "reversal": Series(1000 + t, states, discrete=True)},
+                        signal="synthetic fixture", units="a.u.")
+
+
+def test_grid_points_far_from_any_frame_are_nan_and_not_valid_in_traces_and_behaviour():
+    # median frame interval 0.2 s, tolerance 1.5 x 0.2 = 0.3 s: the grid points of the 0.5 s
+    # grid farther than 0.3 s from every frame are exactly 5.5 ... 8.5 and 14.5
+    expected_invalid = [5.5, 6.0, 6.5, 7.0, 7.5, 8.0, 8.5, 14.5]
+    for params in (HomogenizeParams(anti_alias=False), HomogenizeParams()):
+        ds = homogenize(_gappy_recording(), params)
+        grid = ds["time"].values
+        invalid = grid[~ds["valid"].values]
+        np.testing.assert_allclose(invalid, expected_invalid)
+        assert ds.attrs["n_grid_dropped"] == 8
+        for name in ("roi_calcium", "behavior_velocity", "behavior_reversal"):
+            values = ds[name].values
+            assert np.isnan(values[~ds["valid"].values]).all(), name
+            assert np.isfinite(values[ds["valid"].values]).all(), name
+    ds = homogenize(_gappy_recording(), HomogenizeParams(anti_alias=False))
+    ok = ds["valid"].values
+    np.testing.assert_allclose(ds["calcium"].sel(neuron="AVAL").values[ok], grid[ok], atol=1e-6)
+    np.testing.assert_allclose(ds["behavior_velocity"].values[ok], -grid[ok], atol=1e-6)
+    rec = _gappy_recording()
+    np.testing.assert_array_equal(ds["native_calcium"].values, rec.traces)        # frames as recorded
+    np.testing.assert_array_equal(ds["native_time"].values, rec.timestamps - 1000)
+
+
+def test_a_wider_gap_tolerance_keeps_more_grid_points_and_is_a_stated_parameter():
+    ds = homogenize(_gappy_recording(), HomogenizeParams(gap_tolerance=3.0))     # 0.6 s
+    np.testing.assert_allclose(ds["time"].values[~ds["valid"].values], [6.0, 6.5, 7.0, 7.5, 8.0])
+    assert '"gap_tolerance": 3.0' in ds.attrs["homogenize_params"]
+
+
+def test_a_recording_without_signal_or_units_is_refused():
+    import pytest
+
+    from connectome.errors import RecordingError
+
+    rec = _gappy_recording()
+    rec.units = ""
+    with pytest.raises(RecordingError, match="units"):
+        homogenize(rec)

@@ -107,3 +107,48 @@ def test_kato_nwb_without_calcium_is_refused_with_what_it_holds(mirror):
     for path in sorted((mirror / "activity" / "Kato2015").glob("*.nwb")):
         with pytest.raises(FormatError, match=rf"{path.name}: no calcium traces.*acquisition/States"):
             read_recordings(path)
+
+
+def test_scholz_dropped_frames_are_gaps_on_the_grid_not_interpolated(mirror):
+    # the Leifer-lab file has 7 frame intervals longer than 1.5 median intervals (0.166 s),
+    # the longest 41.2 s: the 125 grid points farther than 0.249 s from every frame are NaN
+    path = next((mirror / "activity" / "Scholz2018").glob("*.nwb"))
+    (rec,) = read_recordings(path)
+    native = rec.traces.copy()
+    ds = homogenize(rec)
+    valid = ds["valid"].values
+    assert ds.attrs["n_grid_dropped"] == 125 == int((~valid).sum())
+    assert abs(ds.attrs["max_frame_gap_s"] - 41.165) < 1e-3
+    assert np.isnan(ds["roi_calcium"].values[~valid]).all()
+    assert np.isnan(ds["behavior_ss_2D"].values[~valid]).all()
+    assert np.isfinite(ds["roi_calcium"].values[valid]).all()
+    grid, t = ds["time"].values, ds["native_time"].values
+    nearest = np.abs(grid[:, None] - t[None, :]).min(axis=1)
+    np.testing.assert_array_equal(~valid, nearest > 1.5 * np.median(np.diff(t)) + 1e-9)
+    np.testing.assert_array_equal(ds["native_calcium"].values, native)       # frames untouched
+    with h5py.File(path) as f:
+        np.testing.assert_array_equal(ds["native_calcium"].values[:, 0], f["acquisition/Activity_0000/data"][()])
+
+
+def test_flavell_recordings_have_no_gap_on_the_grid(flavell):
+    for rec in flavell.values():
+        ds = homogenize(rec)
+        assert ds.attrs["n_grid_dropped"] == 0 and bool(ds["valid"].all()), rec.worm_id
+
+
+def test_readers_state_signal_units_and_the_files_own_metadata(flavell, mirror):
+    rec = flavell["2022-07-26-31"]
+    assert (rec.signal, rec.units) == ("z-scored F/F20 (per ROI over the recording)", "1")
+    with h5py.File(rec.source_file) as f:                # what the lab's trace_array is, checked on the file
+        f20, z = f["gcamp/traces_array_F_F20"][()], f["gcamp/trace_array"][()]
+    np.testing.assert_allclose((f20 - np.nanmean(f20, 0)) / np.nanstd(f20, 0), z, atol=0.01)
+    (scholz,) = read_recordings(next((mirror / "activity" / "Scholz2018").glob("*.nwb")))
+    assert scholz.units == "none"                        # the file's own unit attribute
+    assert scholz.signal.startswith("not stated in the file")
+    meta = scholz.metadata
+    assert meta["experimenter"] == ["Monika Scholz"] and meta["institution"] == "Princeton University"
+    assert meta["lab"].startswith("Leifer lab")
+    assert "10.1101/445643" in meta["related_publications"][0]
+    assert meta["experiment_description"] == "Whole-brain neural recordings of freely moving C. elegans"
+    assert meta["session_start_time"].startswith("2020-06-18T10:07:10")
+    assert meta["position_reference_frame"] == {"ss_2D": "Zero is origin"}

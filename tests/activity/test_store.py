@@ -20,7 +20,8 @@ def _rec(worm_id, n_frames, labels, seed=0, behavior=True):
     t = 1000.0 + np.arange(n_frames) * 0.6
     beh = {"velocity": Series(t, rng.normal(size=n_frames))} if behavior else {}
     return RawRecording(f"{worm_id}.h5", worm_id, "Fix2024", "fixture", t,
-                        rng.normal(size=(n_frames, len(labels))), labels, behavior=beh)
+                        rng.normal(size=(n_frames, len(labels))), labels, behavior=beh,
+                        signal="synthetic fixture", units="a.u.")
 
 
 def _write(store, recs, params=HomogenizeParams()):
@@ -89,7 +90,7 @@ def test_a_killed_ingest_leaves_the_previous_store_valid(tmp_path):
         from activity.raw import RawRecording
         from activity.store import StoreWriter
         t = np.arange(100) * 0.6
-        rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((100, 1)), ["AVAR"])
+        rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((100, 1)), ["AVAR"], signal="synthetic fixture", units="a.u.")
         with StoreWriter({str(store)!r}, HomogenizeParams()) as w:
             w.append(homogenize(rec), "c" * 64, "Fix2024/k")
             os.kill(os.getpid(), 9)          # SIGKILL in the middle of the transaction
@@ -176,7 +177,7 @@ def test_ingest_imports_neither_xarray_pandas_dask_nor_zarr(tmp_path):
         import pipeline.ingest
         t = np.arange(200) * 0.6
         rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((200, 2)), ["AVAR", "AVAL"],
-                           behavior={{"velocity": Series(t, np.ones(200))}})
+                           behavior={{"velocity": Series(t, np.ones(200))}}, signal="synthetic fixture", units="a.u.")
         with StoreWriter({str(tmp_path / "a.zarr")!r}, HomogenizeParams()) as w:
             w.append(homogenize_worm(rec), "c" * 64, "Fix2024/k")
         print(sorted(m for m in ("xarray", "pandas", "pyarrow", "dask", "zarr") if m in sys.modules))
@@ -208,3 +209,43 @@ def test_a_store_written_through_xarray_with_zarr_defaults_still_appends(tmp_pat
         np.testing.assert_array_equal(got["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
         assert got["roi_label"].values[i, : r.n_rois].tolist() == r.roi_labels
         assert int(got["n_frames"].values[i]) == r.n_frames
+
+
+def test_a_store_missing_one_of_its_facts_is_refused_naming_the_store_and_the_fact(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"])])
+    meta = json.loads((store / "zarr.json").read_text())
+    del meta["attributes"]["dt"]
+    (store / "zarr.json").write_text(json.dumps(meta))
+    with pytest.raises(StoreError, match=rf"{store}.*'dt'"):
+        open_activity(store)
+
+
+def test_store_fact_names_the_fact_a_dataset_lacks(tmp_path):
+    from activity.store import store_fact
+
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"])])
+    ds = open_activity(store)
+    assert store_fact(ds, "dt") == 0.5
+    del ds.attrs["dt"]
+    with pytest.raises(StoreError, match=rf"{store}.*'dt'"):
+        store_fact(ds, "dt")
+
+
+def test_signal_units_and_gap_counts_are_per_worm_facts_of_the_store(tmp_path):
+    store = tmp_path / "a.zarr"
+    t = np.arange(0, 60, 0.5)
+    t = t[(t < 20) | (t > 30)]                           # 10 s the lab did not record
+    gappy = RawRecording("g.h5", "g", "Fix2024", "fixture", 100 + t, np.ones((t.size, 1)), ["AVAL"],
+                         signal="dF/F0", units="1")
+    _write(store, [_rec("w1", 100, ["AVAL"]), gappy])
+    ds = open_activity(store)
+    assert ds["signal"].values.tolist() == ["synthetic fixture", "dF/F0"]
+    assert ds["units"].values.tolist() == ["a.u.", "1"]
+    assert "differs between worms" in ds["calcium"].attrs["units"]
+    assert ds["n_grid_dropped"].values.tolist() == [0, 19]      # 20.5 ... 29.5 s
+    assert not ds["valid"].sel(worm="Fix2024/g").sel(time=slice(20.25, 29.75)).values.any()
+    assert np.isnan(ds["calcium"].sel(worm="Fix2024/g", neuron="AVAL").sel(time=slice(20.25, 29.75))).all()
+    one = open_activity(store).isel(worm=[0])
+    assert one["signal"].values.tolist() == ["synthetic fixture"]

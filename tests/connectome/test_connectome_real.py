@@ -140,3 +140,24 @@ def test_reingesting_the_same_files_gives_the_same_store(store, mirror, tmp_path
     assert list(after["source"].values) == list(before["source"].values)
     xr_equal = after.drop_attrs().equals(before.drop_attrs())
     assert xr_equal
+
+
+def test_witvliet_matrix_coverage_equals_its_edge_list_releases_for_all_8_datasets(ds):
+    # every sheet of the matrix file names the same 182 neurons; a dataset covers only the
+    # neurons it lists with a synapse. The matrices hold chemical synapses only, so their
+    # coverage is that of the edge lists' chemical edges; the full edge lists add the
+    # neurons seen only through gap junctions (DB1 in dataset 5, CANR in dataset 7).
+    names = np.array(ds["pre"].values.tolist())
+    gap_only = {"5": {"DB1"}, "7": {"CANR"}}
+    for n in "12345678":
+        matrix = set(names[ds["covered"].sel(source=f"witvliet_2020_{n}/matrix").values])
+        edges = ds["chemical"].sel(source=f"witvliet_2020_{n}/xlsx").fillna(0).values
+        chemical = set(names[(edges > 0).any(axis=1) | (edges > 0).any(axis=0)])
+        listed = set(names[ds["covered"].sel(source=f"witvliet_2020_{n}/xlsx").values])
+        assert matrix == chemical, n
+        assert listed - matrix == gap_only.get(n, set()), n
+        assert 161 <= len(matrix) <= 181
+    dataset1 = set(names[ds["covered"].sel(source="witvliet_2020_1/matrix").values])
+    assert not {"HSNL", "HSNR", "AVFL", "AVFR"} & dataset1          # not yet born / not reconstructed at L1
+    uncovered = ~ds["covered"].sel(source="witvliet_2020_1/matrix").values
+    assert np.isnan(ds["chemical"].sel(source="witvliet_2020_1/matrix").values[uncovered]).all()

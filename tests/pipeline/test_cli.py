@@ -1,5 +1,6 @@
 """The CLI on the real mirror: batch ingest with bad files, idempotency, info, validate."""
 
+import json
 import shutil
 
 import numpy as np
@@ -41,6 +42,9 @@ def test_info_and_validate(mirror_store):
     store = mirror_store[0]
     info = CliRunner().invoke(main, ["info", str(store)])
     assert info.exit_code == 0 and "Dag2023" in info.output and "Scholz2018" in info.output
+    text = " ".join(info.output.split())                 # rich wraps long lines
+    assert "Scholz2018 signal [units]: not stated in the file" in text
+    assert "Dag2023 signal [units]: z-scored F/F20" in text
     ok = CliRunner().invoke(main, ["validate", str(store)])
     assert ok.exit_code == 0 and "valid" in ok.output
 
@@ -75,3 +79,17 @@ def test_cli_ingests_connectomes_and_info_lists_each_source(tmp_path, mirror):
     res = runner.invoke(main, ["info", str(store)], env={"COLUMNS": "160"})
     assert res.exit_code == 0, res.output
     assert "white_1986_whole/tsv" in res.output and "6509" in res.output
+
+
+def test_every_mirror_worm_states_signal_units_and_gaps(mirror_store):
+    ds = open_activity(mirror_store[0])
+    signal = dict(zip(ds["worm_id"].values.tolist(), ds["signal"].values.tolist()))
+    units = dict(zip(ds["worm_id"].values.tolist(), ds["units"].values.tolist()))
+    assert all(signal.values()) and all(units.values())
+    assert signal["2022-07-26-31"] == "z-scored F/F20 (per ROI over the recording)" and units["2022-07-26-31"] == "1"
+    assert units["BrainScanner20180223_141721"] == "none"
+    assert ds["calcium"].attrs["signal"].startswith("differs between worms")
+    dropped = dict(zip(ds["worm_id"].values.tolist(), ds["n_grid_dropped"].values.tolist()))
+    assert dropped["BrainScanner20180223_141721"] == 125 and sum(dropped.values()) == 125
+    meta = json.loads(str(ds["metadata"].sel(worm="Scholz2018/BrainScanner20180223_141721").values))
+    assert meta["experimenter"] == ["Monika Scholz"] and meta["institution"] == "Princeton University"
