@@ -83,6 +83,12 @@ class Workdir:
     def mark_done(self, stage: str, key: str, record: dict) -> None:
         write_json_atomic(self.done_path(stage, key), record)
 
+    def _remove_stale_staging(self) -> None:
+        """Staging folders of killed runs. Holding the run lock, nothing else writes here, so
+        every one is stale, also in cache entries this run will find done and not rewrite."""
+        for stale in list(self.meta.glob("cache/*/*/.*.staging-*")):
+            shutil.rmtree(stale, ignore_errors=True)
+
     @contextmanager
     def lock(self, wait: bool = False):
         self.meta.mkdir(parents=True, exist_ok=True)
@@ -100,6 +106,7 @@ class Workdir:
             fh.truncate()
             fh.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
             fh.flush()
+            self._remove_stale_staging()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
