@@ -342,7 +342,9 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
     t_abs = np.asarray(rec.timestamps, dtype=np.float64)
     t0 = float(t_abs[0])
     t = t_abs - t0
-    x = np.asarray(rec.traces, dtype=np.float64)
+    x, n_masked = mask_unstorable(np.asarray(rec.traces, dtype=np.float64))
+    value_notes = [f"{where}: {n_masked} trace value(s) infinite or beyond float32's range; stored as NaN"] \
+        if n_masked else []
     if not np.isfinite(x).any():
         raise RecordingError(f"{where}: every trace is NaN (no usable activity)")
     grid = time_grid(float(t[-1]), params.dt)
@@ -387,13 +389,21 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
     }
     data = {k: (v[0], v[1], v[2] if len(v) > 2 else {}) for k, v in data.items()}
     # series on one clock are resampled together: one interpolation index for all columns
+    n_masked_behaviour = 0
     groups: dict[tuple[int, bool], list[str]] = {}
     for name, s in rec.behavior.items():
         groups.setdefault((id(s.timestamps), s.discrete), []).append(name)
     for names in groups.values():
         series = [rec.behavior[n] for n in names]
         tb = np.asarray(series[0].timestamps, dtype=np.float64) - t0
-        columns = [np.asarray(s.values, dtype=np.float64).reshape(len(tb), -1) for s in series]
+        columns = []
+        for name, s in zip(names, series):
+            column, n_bad = mask_unstorable(np.asarray(s.values, dtype=np.float64).reshape(len(tb), -1))
+            if n_bad:
+                n_masked_behaviour += n_bad
+                value_notes.append(f"{where}: behaviour {name!r}: {n_bad} value(s) infinite or beyond "
+                                   "float32's range; stored as NaN")
+            columns.append(column)
         values = resample_to_grid(tb, np.concatenate(columns, axis=1), grid, params.dt,
                                   discrete=series[0].discrete, antialias=params.anti_alias,
                                   tolerance=params.gap_tolerance)
@@ -410,10 +420,28 @@ def homogenize_worm(rec: RawRecording, params: HomogenizeParams = HomogenizePara
         "n_labelled": int(observed.sum()), "duration_s": float(t[-1]),
         "native_median_dt": float(np.median(np.diff(t))),
         "max_frame_gap_s": float(np.max(np.diff(t))), "n_grid_dropped": int((~valid).sum()),
-        "label_notes": json.dumps(placement.notes),
+        "label_notes": json.dumps(list(rec.notes) + placement.notes + value_notes),
+        "n_values_masked": int(n_masked + n_masked_behaviour),
         "events": json.dumps(rec.events), "metadata": json.dumps(rec.metadata, default=str),
         "homogenize_params": params.to_json(), "signal": rec.signal, "units": rec.units,
     })
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def mask_unstorable(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """The stated rule for values no float32 store can hold: +-Inf and magnitudes beyond
+    float32's range become NaN (the traces are stored as float32 on the grid); returns the
+    masked copy and how many values were masked. NaN stays NaN and is not counted."""
+    with np.errstate(invalid="ignore"):
+        bad = np.isinf(x) | (np.abs(x) > FLOAT32_MAX)
+    n = int(bad.sum())
+    if not n:
+        return x, 0
+    x = x.copy()
+    x[bad] = np.nan
+    return x, n
 
 
 def _processing(params: HomogenizeParams) -> str:

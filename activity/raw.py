@@ -57,6 +57,7 @@ class RawRecording:
     events: dict[str, list] = field(default_factory=dict)     # non-time-series arrays
     metadata: dict[str, object] = field(default_factory=dict)
     extra_sources: list[str] = field(default_factory=list)    # side files read (labels)
+    notes: list[str] = field(default_factory=list)            # the reader's warnings, reported at ingest
     signal: str = ""                # what the traces are, e.g. "z-scored F/F20", "dF/F0"
     units: str = ""                 # their unit as the file states it ("1": a dimensionless ratio)
 

@@ -49,13 +49,14 @@ if TYPE_CHECKING:
 
 STORE_FORMAT = "wormflow-activity/1"
 QUEUED_WORMS = 2                 # worms read ahead of the writer thread (bounds memory)
-PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "n_grid_dropped", "duration_s", "native_t0",
-                  "native_median_dt", "max_frame_gap_s")
+PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "n_grid_dropped", "n_values_masked", "duration_s",
+                  "native_t0", "native_median_dt", "max_frame_gap_s")
 PER_WORM_TEXT = ("label_notes", "events", "metadata")
 PER_WORM_COORDS = ("worm", "dataset", "source_file", "source_sha256", "worm_id", "format", "extra_sources",
                    "signal", "units")
 FACT_DTYPES = {**{k: np.dtype(object) for k in PER_WORM_COORDS},
-               **{k: np.dtype(np.int64) for k in ("n_frames", "n_rois", "n_labelled", "n_grid_dropped")},
+               **{k: np.dtype(np.int64) for k in ("n_frames", "n_rois", "n_labelled", "n_grid_dropped",
+                                                  "n_values_masked")},
                **{k: np.dtype(np.float64) for k in ("duration_s", "native_t0", "native_median_dt",
                                                     "max_frame_gap_s")},
                **{k: np.dtype(object) for k in PER_WORM_TEXT}}

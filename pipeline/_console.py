@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
+import click
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from connectome.errors import WormflowError
 
@@ -18,7 +20,7 @@ def _or_exit(fn, *args, prefix: str, code: int):
     try:
         return fn(*args)
     except WormflowError as exc:
-        console.print(f"[red]{prefix}:[/red] {exc}", soft_wrap=True)
+        console.print(f"[red]{prefix}:[/red] {escape(str(exc))}", soft_wrap=True)
         sys.exit(code)
 
 
@@ -26,10 +28,60 @@ def _exit_if_failed(failed: list[tuple[str, str]]) -> None:
     """List the files that failed, with their cause, and exit 1 (nothing when none failed)."""
     if not failed:
         return
-    table = Table(title="failed files")
-    table.add_column("file")
-    table.add_column("cause")
+    # one line per file, its full path unwrapped (two bad files of one name stay apart, and
+    # the path can be copied), the cause on the next
+    console.print(f"[red]{len(failed)} failed:[/red]")
     for f, err in failed:
-        table.add_row(Path(f).name, err)
-    console.print(table)
+        console.print(f"  [bold]{escape(str(Path(f).resolve()) if f else '-')}[/bold]", soft_wrap=True)
+        console.print(f"    {escape(str(err))}", soft_wrap=True)
     sys.exit(1)
+
+
+_ENVIRONMENT = {
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EROFS: "the location is on a read-only file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EXDEV: "the store and its staging folder are on different devices",
+    errno.ENOENT: "no such file or folder",
+    errno.ENOTDIR: "a part of the path is not a folder",
+    errno.EISDIR: "a folder where a file was expected",
+    errno.EMFILE: "too many open files",
+}
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for an error of the machine rather than of wormflow or the data (disk full,
+    read-only, permissions, network, the Hub), naming the path; None for anything else."""
+    if isinstance(exc, OSError) and exc.errno in _ENVIRONMENT:
+        where = exc.filename or "?"
+        return f"{where}: {_ENVIRONMENT[exc.errno]} ({exc.strerror or errno.errorcode.get(exc.errno, '')})"
+    try:
+        from huggingface_hub.errors import HfHubHTTPError
+    except ImportError:                      # pragma: no cover - huggingface_hub is a dependency
+        HfHubHTTPError = ()
+    if HfHubHTTPError and isinstance(exc, HfHubHTTPError):
+        response = getattr(exc, "response", None)
+        status = getattr(response, "status_code", "?")
+        url = getattr(response, "url", "") or ""
+        return f"the Hugging Face Hub answered HTTP {status} {url}: {str(exc).splitlines()[0]}"
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return f"network error: {exc}"
+    return None
+
+
+class WormflowGroup(click.Group):
+    """The top-level group: environment errors become one red line and exit 2, not a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            line = environment_error(exc)
+            if line is None:
+                raise
+            console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
+            sys.exit(2)

@@ -14,11 +14,11 @@ from rich.table import Table
 from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
 from activity.readers import READERS
 from connectome.errors import WormflowError
-from pipeline._console import _exit_if_failed, _or_exit, console
+from pipeline._console import WormflowGroup, _exit_if_failed, _or_exit, console
 from pipeline.cli_analyze import analyze
 
 
-@click.group()
+@click.group(cls=WormflowGroup)
 @click.version_option(package_name="wormflow")
 def main() -> None:
     """wormflow: C. elegans whole-brain activity and connectomes in one store."""
@@ -71,7 +71,8 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
             console.print(f"[red]error:[/red] {exc}")
             sys.exit(2)
     uncertain = sum("uncertain" in n for n in report.notes)
-    duplicated = [n for n in report.notes if "is given to ROIs" in n]
+    duplicated = [n for n in report.notes if any(k in n for k in ("is given to ROIs", "stored as NaN",
+                                                                   "kept as an event array"))]
     console.print(f"added {len(report.added)} worm(s), skipped {len(report.skipped)} already stored, "
                   f"{len(report.failed)} file(s) failed; {uncertain} uncertain label(s) kept unassigned")
     for n in duplicated + (report.notes if verbose else []):

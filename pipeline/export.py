@@ -18,11 +18,35 @@ class ExportReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def safe_component(text: str) -> str:
+    """A name from inside a file (dataset, worm id) as one path component: anything but
+    letters, digits, '-', '_' and '.' becomes '_', and no leading or trailing dots, so that
+    '..', '.' or '.hidden' can never name a parent, this folder or a hidden file."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip(".") or "_"
+
+
 def nwb_path(out: Path, worm: str) -> Path:
-    """OUT/<dataset>/<worm id>.nwb, with anything but letters, digits, '-', '_' and '.' replaced."""
+    """OUT/<dataset>/<worm id>.nwb from the store's worm name, each part a :func:`safe_component`;
+    the path is checked to stay inside OUT."""
     dataset, _, worm_id = worm.partition("/")
-    safe = (lambda s: re.sub(r"[^A-Za-z0-9._-]+", "_", s))
-    return Path(out) / safe(dataset) / f"{safe(worm_id or dataset)}.nwb"
+    out = Path(out)
+    path = out / safe_component(dataset) / f"{safe_component(worm_id or dataset)}.nwb"
+    if not path.resolve().is_relative_to(out.resolve()):          # cannot happen after safe_component
+        raise ExportError(f"worm {worm!r}: its file name would leave {out}")
+    return path
+
+
+def nwb_paths(out: Path, worms) -> dict[str, Path]:
+    """:func:`nwb_path` of every worm, refusing two worms whose names map to one file."""
+    paths: dict[str, Path] = {}
+    taken: dict[Path, str] = {}
+    for worm in worms:
+        path = nwb_path(out, worm)
+        if path in taken:
+            raise ExportError(f"worms {taken[path]!r} and {worm!r} would both be written to {path}; "
+                              "export them to separate folders (--worm)")
+        paths[worm], taken[path] = path, worm
+    return paths
 
 
 def export_one(ds, worm: str, path: Path, params: ExportParams, version: str, *, validate: bool = True,
@@ -49,8 +73,9 @@ def export_store(store: str | Path, out: str | Path, *, worms=None, params: Expo
         raise ExportError(f"worms not in the store: {', '.join(missing)}")
     report = ExportReport()
     version = wormflow_version()
+    paths = nwb_paths(Path(out), chosen)
     for worm in chosen:
-        path = nwb_path(Path(out), worm)
+        path = paths[worm]
         try:
             report.exported.append(export_one(ds, worm, path, params, version, validate=validate,
                                               overwrite=overwrite))

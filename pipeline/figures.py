@@ -16,6 +16,12 @@ def _pyplot():
     return plt
 
 
+def plain(text) -> str:
+    """A name from the data (worm id, dataset, neuron) drawn as it is: matplotlib reads a
+    '$...$' pair as mathtext, and a crafted worm id would otherwise fail the figure."""
+    return str(text).replace("$", r"\$")
+
+
 def degree_distributions(result, path: str | Path, *, constructions=None, reference_series: int = 20) -> Path:
     """One panel per construction: the pooled degree distribution P(k) of every dataset against
     iid noise of the median trace length (simulated through the same construction; the exact
@@ -34,7 +40,7 @@ def degree_distributions(result, path: str | Path, *, constructions=None, refere
             pooled = counts.isel(worm=result.dataset.values == name).sum(
                 [d for d in counts.dims if d != "degree"]).values
             if pooled.sum() > 0:
-                ax.semilogy(k, np.where(pooled > 0, pooled / pooled.sum(), np.nan), "o-", ms=3, label=str(name))
+                ax.semilogy(k, np.where(pooled > 0, pooled / pooled.sum(), np.nan), "o-", ms=3, label=plain(name))
         if n_ref > 10:
             ref = tsnet.iid_reference(c, n_ref, k_max=int(k[-1]), n_series=reference_series, **params)
             ax.semilogy(k, np.where(ref > 0, ref, np.nan), "k--", lw=1, label=f"iid noise, n={n_ref}")
@@ -57,8 +63,8 @@ def metric_heatmap(result, construction: str, metric: str, path: str | Path) -> 
     values = np.ma.masked_invalid(da.values)
     fig, ax = plt.subplots(figsize=(max(5.0, 2.5 + 0.45 * da.sizes["worm"]), 2 + 0.12 * max(da.sizes[unit], 1)))
     im = ax.imshow(values, aspect="auto", interpolation="nearest", cmap="viridis")
-    ax.set_xticks(range(da.sizes["worm"]), [str(w) for w in da.worm.values], rotation=60, ha="right", fontsize=6)
-    ax.set_yticks(range(da.sizes[unit]), [str(u) for u in da[unit].values], fontsize=5)
+    ax.set_xticks(range(da.sizes["worm"]), [plain(w) for w in da.worm.values], rotation=60, ha="right", fontsize=6)
+    ax.set_yticks(range(da.sizes[unit]), [plain(u) for u in da[unit].values], fontsize=5)
     ax.set_title(f"{construction} VG: {metric}" if construction in ("natural", "horizontal") else
                  f"{construction} network: {metric}")
     fig.colorbar(im, ax=ax, label=metric, fraction=0.06, shrink=0.5 if da.sizes[unit] > 40 else 1.0)
@@ -92,7 +98,7 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
                 ax.plot(t, 0.25 + 0.2 * v / scale, color="tab:red", lw=0.6)
         ax.set_ylim(0, 1)
         ax.set_yticks([0.25, 0.78], ["behaviour", "state"], fontsize=6)
-        ax.set_title(w, fontsize=7, loc="left")
+        ax.set_title(plain(w), fontsize=7, loc="left")
     axes[-1, 0].set_xlabel("time (s)")
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(s)) for s in range(n_states)]
     fig.legend(handles + [plt.Rectangle((0, 0), 1, 1, color="k", alpha=0.7), plt.Line2D([], [], color="tab:red")],
@@ -108,7 +114,7 @@ def coupling_matrices(result, path: str | Path) -> Path:
     n_states = w.shape[0]
     lim = np.nanpercentile(np.abs(w), 99) or 1.0
     fig, axes = plt.subplots(1, n_states, figsize=(3.6 * n_states + 1, 3.8), squeeze=False)
-    names = [str(n) for n in result.post.values]
+    names = [plain(n) for n in result.post.values]
     for s, ax in enumerate(axes[0]):
         im = ax.imshow(w[s], cmap="RdBu_r", vmin=-lim, vmax=lim, interpolation="nearest")
         ax.set_title(f"state {s}", fontsize=9)
@@ -138,7 +144,7 @@ def prior_vs_connectome(result, path: str | Path) -> Path:
         panels.append(("anatomical synapse (chemical or gap junction)", result.anatomical_synapse.values.astype(float),
                        "Greys", (0, 1)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
-    names = [str(n) for n in result.post.values]
+    names = [plain(n) for n in result.post.values]
     step = max(1, len(names) // 20)
     for ax, (title, m, cmap, (lo, hi)) in zip(axes[0], panels):
         im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi, interpolation="nearest")
@@ -174,7 +180,7 @@ def ntf_loadings(result, ds, path: str | Path, behaviour: str = "behavior_revers
         ax.set_ylabel(f"component {k}", fontsize=8)
         w = result.worm_loading.sel(component=k).values
         bx.barh(range(len(w)), w, color=f"C{row % 10}")
-        bx.set_yticks(range(len(w)), [str(x).split("/")[-1] for x in result.worm.values], fontsize=5)
+        bx.set_yticks(range(len(w)), [plain(str(x).split("/")[-1]) for x in result.worm.values], fontsize=5)
         bx.set_xlim(0, 1.05)
     axes[0, 0].set_title("time loading", fontsize=9)
     axes[0, 1].set_title("worm loading", fontsize=9)
@@ -191,7 +197,7 @@ def community_matrices(result, path: str | Path) -> Path:
 
     plt = _pyplot()
     comps = result.component.values
-    neurons = [str(n) for n in result.neuron.values]
+    neurons = [plain(n) for n in result.neuron.values]
     fig, axes = plt.subplots(1, len(comps), figsize=(3.6 * len(comps) + 0.5, 3.9), squeeze=False)
     for ax, k in zip(axes[0], comps):
         m = pair_matrix(result.pair_loading.sel(component=k).values, result.neuron_a.values,

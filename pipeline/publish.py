@@ -20,6 +20,7 @@ from string import Template
 import numpy as np
 
 from activity.store import wormflow_version
+from connectome.atomic import recover, swap_in
 from connectome.errors import WormflowError
 
 CARDS = Path(__file__).resolve().parents[1] / "data_cards"
@@ -356,6 +357,48 @@ def find_collections(path: Path) -> list[tuple[str, Path]]:
     return found
 
 
+MANIFEST = ".wormflow-publish.json"      # the files a publish wrote: the only ones a later one replaces
+
+
+def _fresh_staging(folder: Path) -> Path:
+    """An empty staging folder beside ``folder``; staging folders of killed publishes go."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    recover(folder)
+    for stale in folder.parent.glob(f".{folder.name}.staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = folder.with_name(f".{folder.name}.staging-{os.getpid()}")
+    staging.mkdir()
+    return staging
+
+
+def _written(folder: Path) -> set[str]:
+    """Relative paths a publish wrote into ``folder`` before (its manifest), or none."""
+    try:
+        return set(json.loads((folder / MANIFEST).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()
+
+
+def _swap_published(col: "Collection", staging: Path, folder: Path) -> None:
+    """Replace ``folder`` by ``staging`` in one directory exchange. Files in ``folder`` that no
+    publish wrote (a user's notes, their own data) are carried over first, so only what an
+    earlier publish wrote is replaced; a kill at any point leaves the old folder or the new."""
+    ours = sorted(str(p.relative_to(staging)) for p in staging.rglob("*") if p.is_file())
+    (staging / MANIFEST).write_text(json.dumps({"wormflow_version": wormflow_version(), "files": ours}, indent=1))
+    if folder.exists():
+        before = _written(folder)
+        for p in folder.rglob("*"):
+            rel = str(p.relative_to(folder))
+            if p.is_file() and rel != MANIFEST and rel not in before and not (staging / rel).exists():
+                target = staging / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.link(p, target)
+                except OSError:
+                    shutil.copy2(p, target)
+    swap_in(staging, folder)
+
+
 def publish(path: str | Path, to: str | Path, *, repo_id: str | None = None, private: bool = False,
             api=None) -> list[Collection]:
     """Build one Hub dataset folder per collection under ``to``; with ``repo_id`` push each one
@@ -367,10 +410,15 @@ def publish(path: str | Path, to: str | Path, *, repo_id: str | None = None, pri
     for kind, store in found:
         repo = repo_id if (repo_id and len(found) == 1) else (f"{repo_id}-{kind}" if repo_id else f"<user>/{kind}")
         folder = to / kind
-        shutil.rmtree(folder / "data", ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        out.append(builders[kind](store, folder, repo))
-        out[-1].pushed_to = repo if repo_id else ""
+        staging = _fresh_staging(folder)
+        try:
+            col = builders[kind](store, staging, repo)
+            _swap_published(col, staging, folder)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        col.folder = folder
+        col.pushed_to = repo if repo_id else ""
+        out.append(col)
     if repo_id:
         if api is None:
             from huggingface_hub import HfApi
@@ -379,5 +427,6 @@ def publish(path: str | Path, to: str | Path, *, repo_id: str | None = None, pri
         for col in out:
             api.create_repo(repo_id=col.pushed_to, repo_type="dataset", private=private, exist_ok=True)
             api.upload_folder(folder_path=str(col.folder), repo_id=col.pushed_to, repo_type="dataset",
+                              ignore_patterns=[MANIFEST],
                               commit_message=f"wormflow {wormflow_version()} publish")
     return out

@@ -22,7 +22,7 @@ def _table(headers, rows) -> str:
 def coverage_heatmap(store: Path, path: Path) -> Path | None:
     """Neurons observed in at least one worm (rows) by worm (columns)."""
     from activity.store import open_activity
-    from pipeline.figures import _pyplot, _save
+    from pipeline.figures import _pyplot, _save, plain
 
     ds = open_activity(store)
     observed = ds["observed"].values.astype(float)
@@ -33,7 +33,7 @@ def coverage_heatmap(store: Path, path: Path) -> Path | None:
     names = np.asarray(ds.neuron.values)[keep]
     fig, ax = plt.subplots(figsize=(max(5.0, 2.5 + 0.45 * observed.shape[0]), 2 + 0.12 * keep.sum()))
     ax.imshow(observed[:, keep].T, aspect="auto", interpolation="nearest", cmap="Greens", vmin=0, vmax=1)
-    ax.set_xticks(range(observed.shape[0]), [str(w) for w in ds.worm.values], rotation=60, ha="right", fontsize=6)
+    ax.set_xticks(range(observed.shape[0]), [plain(w) for w in ds.worm.values], rotation=60, ha="right", fontsize=6)
     ax.set_yticks(range(keep.sum()), names.tolist(), fontsize=5)
     ax.set_title(f"labelled neurons per worm ({int(keep.sum())} neurons seen)")
     return _save(plt, fig, path)

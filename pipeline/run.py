@@ -240,15 +240,16 @@ class Runner:
 
     def export_nwb(self, params: dict) -> StageResult:
         from activity.store import open_activity
-        from pipeline.export import nwb_path
+        from pipeline.export import nwb_paths
 
         store = self.wd.root / "activity.zarr"
         ds = open_activity(store)
         export = {k: params[k] for k in ("grid", "sex")}
         todo, outputs, cached = [], [], 0
+        paths = nwb_paths(self.wd.root / "nwb", ds.worm.values.tolist())
         for worm, sha in zip(ds.worm.values.tolist(), ds.source_sha256.values.tolist()):
-            key = digest("nwb", worm, sha, ds.attrs.get("homogenize_params"), export, params["validate"], self.version)
-            path = nwb_path(self.wd.root / "nwb", worm)
+            key = digest("nwb", worm, sha, ds.attrs["homogenize_params"], export, params["validate"], self.version)
+            path = paths[worm]
             if self.wd.done("export_nwb", key):
                 cached += 1
                 outputs.append(str(path))
@@ -345,14 +346,15 @@ class Runner:
 
 
 def _client(scheduler: str | None, workers: int | None):
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from pipeline.cluster import local_cluster
 
     address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if address:
+    if address:           # the user's scheduler: its security comes from dask's config (distributed.comm.tls)
         return Client(address), None
-    cluster = LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster), cluster
+    cluster, security = local_cluster(workers, silence_logs=logging.ERROR)
+    return Client(cluster, security=security), cluster
 
 
 def _start_log(wd: Workdir) -> tuple[Path, logging.Handler]:

@@ -29,7 +29,16 @@ def known_formats() -> str:
 def detect(path: str | Path) -> list[str]:
     """Names of the formats whose reader recognises ``path`` (may be empty)."""
     path = Path(path)
-    return [name for name, m in READERS.items() if m.sniff(path)]
+    return [name for name, m in READERS.items() if _sniffs(m, path)]
+
+
+def _sniffs(module: ModuleType, path: Path) -> bool:
+    """A reader's sniff, which must never raise: a crafted file can make h5py or scipy raise
+    anything while a sniffer peeks, and a sniff that raises would stop a whole batch."""
+    try:
+        return bool(module.sniff(path))
+    except Exception:
+        return False
 
 
 def _precheck(path: Path) -> None:
@@ -37,6 +46,22 @@ def _precheck(path: Path) -> None:
         raise FormatError(f"{path}: no such file")
     if path.is_file() and path.stat().st_size == 0:
         raise FormatError(f"{path.name}: the file is empty (0 bytes)")
+
+
+def _refuse_broken_hdf5(path: Path) -> None:
+    """An HDF5 file no reader could open is named as truncated or corrupt, not as unknown."""
+    from activity.readers._hdf5 import is_hdf5
+
+    if not is_hdf5(path):
+        return
+    import h5py
+
+    try:
+        with h5py.File(path, "r"):
+            return
+    except OSError as exc:
+        raise FormatError(f"{path}: truncated or corrupt HDF5 ({path.stat().st_size} bytes); "
+                          f"h5py cannot open it: {exc}") from exc
 
 
 def read_recordings(path: str | Path, format: str | None = None, **options) -> list[RawRecording]:
@@ -50,6 +75,7 @@ def read_recordings(path: str | Path, format: str | None = None, **options) -> l
     else:
         found = detect(path)
         if not found:
+            _refuse_broken_hdf5(path)
             raise UnknownFormatError(
                 f"{path.name}: not a recognised activity file; known formats: {known_formats()}")
         name = found[0]

@@ -106,6 +106,7 @@ class JLD2File:
         head = 4 + (2 if flags & 0x04 else 0)
         out = []
         unpack = _MESSAGE_HEAD.unpack_from
+        seen = set()                       # continuation blocks already read: a loop ends here
         while blocks:
             pos, end = blocks.pop(0)
             while pos + head <= end:
@@ -116,6 +117,13 @@ class JLD2File:
                     cat = self.base + caddr
                     if not b.startswith(b"OCHK", cat):
                         raise JLD2Error(f"object at {addr}: bad continuation block")
+                    if cat in seen:
+                        raise JLD2Error(f"object at {addr}: its header continues into block {caddr} twice "
+                                        "(a continuation loop)")
+                    if clen < 8 or cat + clen > len(b):
+                        raise JLD2Error(f"object at {addr}: continuation block {caddr} of {clen} bytes runs "
+                                        "past the end of the file")
+                    seen.add(cat)
                     blocks.append((cat + 4, cat + clen - 4))
                 else:
                     out.append((mtype, mflags, pos, msize))
@@ -245,6 +253,9 @@ class JLD2File:
             value = self._value(dtype, data, 0)
         else:
             count = math.prod(shape)
+            if count * max(dtype.size, 1) > len(data):
+                raise JLD2Error(f"object at {addr} declares {count} elements of {dtype.size} bytes "
+                                f"but holds {len(data)} bytes")
             if dtype.numpy is not None:
                 value = np.frombuffer(data, dtype.numpy, count).reshape(shape).tolist()
             else:

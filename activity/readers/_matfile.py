@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from activity.readers._hdf5 import is_hdf5, open_hdf5
+from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
 from connectome.errors import FormatError
 
 MAT_V5_MAGIC = b"MATLAB 5.0 MAT-file"
@@ -45,20 +45,27 @@ def _squeeze(a: np.ndarray):
     return a
 
 
-def _decode(f: h5py.File, obj, depth: int = 0):
+MAX_OBJECTS = 200_000           # objects one file may make the decoder visit (references fan out)
+
+
+def _decode(f: h5py.File, obj, depth: int = 0, seen: list | None = None):
+    seen = [0] if seen is None else seen
+    seen[0] += 1
     if depth > 64:
         raise ValueError("nesting deeper than 64 levels")
+    if seen[0] > MAX_OBJECTS:
+        raise ValueError(f"more than {MAX_OBJECTS} objects reached through references (a reference loop?)")
     if isinstance(obj, h5py.Group):
-        return {k: _decode(f, v, depth + 1) for k, v in obj.items() if not k.startswith("#")}
+        return {k: _decode(f, v, depth + 1, seen) for k, v in obj.items() if not k.startswith("#")}
     cls = obj.attrs.get("MATLAB_class", b"")
     cls = cls.decode() if isinstance(cls, bytes) else str(cls)
     if obj.attrs.get("MATLAB_empty", 0):
         return "" if cls == "char" else np.empty(0)
-    data = obj[()]
+    data = read_array(f, Path(f.filename), obj)
     if cls == "char":
         return "".join(chr(c) for c in np.asarray(data).T.ravel())
     if data.dtype == h5py.ref_dtype or data.dtype == object:
-        items = [_decode(f, f[ref], depth + 1) for ref in np.asarray(data).T.ravel()]
+        items = [_decode(f, f[ref], depth + 1, seen) for ref in np.asarray(data).T.ravel()]
         return items[0] if len(items) == 1 and cls != "cell" else items
     arr = np.asarray(data).T
     if cls == "logical":

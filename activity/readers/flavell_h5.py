@@ -34,6 +34,7 @@ LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
 _LABEL_FIELDS = ("label", "roi_id", "confidence")   # all the reader uses of each label record
 _UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
 _DISCRETE = {"reversal_vec", "pumping_state"}
+_EVENT_TABLES = {"reversal_events"}        # (2, n) start/stop frames of each reversal: not a series
 # what each trace field holds (Atanas & Kim 2023 methods; trace_array measured here to be the
 # per-ROI z-score of traces_array_F_F20 within 0.005 on the mirror's files)
 SIGNALS = {
@@ -156,20 +157,25 @@ def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array
     with open_hdf5(path) as f:
         traces = np.asarray(read_array(f, path, f"gcamp/{trace}"), dtype=np.float64)
         t = np.asarray(read_array(f, path, "timing/timestamp_confocal"), dtype=np.float64)
-        splits = np.asarray(f["gcamp/idx_splits"][()]) if "gcamp/idx_splits" in f else None
-        roi_match = (np.asarray(f["neuropal_registration/roi_match"][()])
+        splits = np.asarray(read_array(f, path, "gcamp/idx_splits")) if "gcamp/idx_splits" in f else None
+        roi_match = (np.asarray(read_array(f, path, "neuropal_registration/roi_match"))
                      if "neuropal_registration/roi_match" in f else None)
         t, dropped = _frames_of_traces(path, t, traces.shape[0], splits)
-        behavior, events = {}, {}
+        behavior, events, notes = {}, {}, []
         if "behavior" in f:
             for name, ds in f["behavior"].items():
-                values = ds[()]
+                if not isinstance(ds, h5py.Dataset):
+                    raise FormatError(f"{path.name}: behavior/{name} is a group, expected a dataset")
+                values = read_array(f, path, ds)
                 if name in _PER_SEGMENT and values.ndim == 1:
                     values = values[:, None]
                 if values.ndim >= 1 and values.shape[0] == t.shape[0]:
                     behavior[name] = Series(t, values, discrete=name in _DISCRETE or values.dtype.kind in "iub")
                 else:
                     events[name] = np.asarray(values).tolist()
+                    if name not in _EVENT_TABLES:
+                        notes.append(f"{path.name}: behavior/{name} has shape {values.shape} for {t.shape[0]} "
+                                     "frames; kept as an event array, not as a time series")
     if traces.ndim != 2:
         raise FormatError(f"{path.name}: gcamp/{trace} must be 2-D (time x ROI), got shape {traces.shape}")
     labels_path = Path(labels) if labels is not None else find_labels_file(path)
@@ -186,7 +192,7 @@ def read(path: Path, labels: str | Path | None = None, trace: str = "trace_array
         behavior=behavior, events=events,
         metadata={"uid": uid, "trace_field": f"gcamp/{trace}", "labels_file": str(labels_path or ""),
                   "has_identities": labelled, "timestamps_not_in_idx_splits": dropped},
-        extra_sources=extra,
+        extra_sources=extra, notes=notes,
         signal=SIGNALS.get(trace, (f"gcamp/{trace} as released (not described by the lab)", ""))[0],
         units=SIGNALS.get(trace, ("", "not stated in the file"))[1],
     )]

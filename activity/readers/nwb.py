@@ -25,7 +25,7 @@ import h5py
 import numpy as np
 
 from activity.raw import RawRecording, Series
-from activity.readers._hdf5 import is_hdf5, open_hdf5
+from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
 from connectome.errors import FormatError
 
 FORMAT = "nwb"
@@ -124,7 +124,7 @@ def _signal(series: h5py.Group, description: str) -> tuple[str, str]:
 
 def _series_time(group: h5py.Group, n: int, where: str) -> np.ndarray:
     if "timestamps" in group:
-        return np.asarray(group["timestamps"][()], dtype=np.float64)
+        return np.asarray(read_array(group.file, Path(group.file.filename), group["timestamps"]), dtype=np.float64)
     if "starting_time" in group:
         st = group["starting_time"]
         rate = float(st.attrs.get("rate", 0))
@@ -147,7 +147,8 @@ def _find_typed(root: h5py.Group, types: set[str]) -> list[h5py.Group]:
 def _column_strings(table: h5py.Group, column: str) -> list[str] | None:
     if column not in table:
         return None
-    values = [v.decode() if isinstance(v, bytes) else str(v) for v in table[column][()].ravel()]
+    values = [v.decode() if isinstance(v, bytes) else str(v)
+              for v in np.asarray(read_array(table.file, Path(table.file.filename), table[column])).ravel()]
     index_name = f"{column}_index"
     if index_name in table:          # ragged column: several labels per ROI
         ends = table[index_name][()].astype(int)
@@ -183,7 +184,7 @@ def _behavior(f: h5py.File, where: str) -> dict[str, Series]:
         if f"processing/{module}" in f:
             for grp in _find_typed(f[f"processing/{module}"], {"TimeSeries", "SpatialSeries", "BehavioralTimeSeries"}):
                 if "data" in grp:
-                    values = grp["data"][()]
+                    values = read_array(f, Path(f.filename), grp["data"])
                     out[grp.name.rsplit("/", 1)[-1]] = Series(_series_time(grp, len(values), where), values,
                                                              unit=_attr(grp["data"], "unit"))
     return out
@@ -197,7 +198,7 @@ def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
         raise FormatError(f"{path.name}: processing/CalciumActivity holds no RoiResponseSeries")
     candidates.sort(key=lambda g: next((i for i, p in enumerate(_PREFERRED) if p in g.name), len(_PREFERRED)))
     series = candidates[0]
-    data = np.asarray(series["data"][()], dtype=np.float64)
+    data = np.asarray(read_array(f, path, series["data"]), dtype=np.float64)
     if data.ndim == 1:
         data = data[:, None]
     t = _series_time(series, data.shape[0], path.name)
@@ -240,7 +241,7 @@ def _read_legacy(f: h5py.File, path: Path) -> RawRecording | None:
     columns = []
     for n in names:
         g = f["acquisition"][n]
-        d = np.asarray(g["data"][()], dtype=np.float64).ravel()
+        d = np.asarray(read_array(f, path, g["data"]), dtype=np.float64).ravel()
         tn = _series_time(g, d.size, path.name)
         if tn.shape != t.shape or not np.allclose(tn, t, rtol=0, atol=1e-9):
             raise FormatError(f"{path.name}: acquisition/{n} is on a different time base than acquisition/{names[0]}; "
@@ -248,7 +249,7 @@ def _read_legacy(f: h5py.File, path: Path) -> RawRecording | None:
         columns.append(d)
     behavior = {}
     for g in _find_typed(f["acquisition"], {"SpatialSeries"}):
-        values = g["data"][()]
+        values = read_array(f, path, g["data"])
         behavior[g.name.rsplit("/", 1)[-1]] = Series(_series_time(g, len(values), path.name), values,
                                                      unit=_attr(g["data"], "unit"))
     return RawRecording(

@@ -40,7 +40,15 @@ def known_formats() -> str:
 
 def detect(path: str | Path) -> list[str]:
     path = Path(path)
-    return [name for name, m in READERS.items() if path.is_file() and m.sniff(path)]
+    return [name for name, m in READERS.items() if path.is_file() and _sniffs(m, path)]
+
+
+def _sniffs(module: ModuleType, path: Path) -> bool:
+    """A reader's sniff, which must never raise (a crafted file can make any parser raise)."""
+    try:
+        return bool(module.sniff(path))
+    except Exception:
+        return False
 
 
 def read_connectome(path: str | Path, format: str | None = None) -> list[RawConnectome]:

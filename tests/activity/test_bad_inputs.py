@@ -77,7 +77,8 @@ def test_absurd_sampling_rate(tmp_path):
 
 def _rec(labels):
     return RawRecording(source_file="w.h5", worm_id="w", dataset="D", format="f", timestamps=T,
-                        traces=np.random.default_rng(0).normal(size=(100, len(labels))), roi_labels=labels, signal="synthetic fixture", units="a.u.")
+                        traces=np.random.default_rng(0).normal(size=(100, len(labels))), roi_labels=labels,
+                        signal="synthetic fixture", units="a.u.")
 
 
 def test_duplicate_labels_in_one_worm_are_flagged_or_refused_when_strict():
