@@ -141,9 +141,26 @@ def open_activity(path: str | Path, trim: bool = True) -> "xr.Dataset":
     if not trim:
         ext = {"worm": ext["worm"]}
     ds = ds.isel({d: slice(0, n) for d, n in ext.items() if d in ds.dims})
+    ds = _eager_worm_coords(path, ds)
     _describe_signal(ds)
     ds.encoding["wormflow_store"] = str(path)
     return ds
+
+
+def _eager_worm_coords(path: Path, ds: "xr.Dataset") -> "xr.Dataset":
+    """The per-worm coordinates (dataset, worm_id, signal...) as numpy, read in one pass
+    each without dask: a few bytes per worm, needed by selections (``where``, ``groupby``)
+    and by every summary, and never worth a task graph (or a cluster) to compute."""
+    import xarray as xr
+
+    names = [c for c in PER_WORM_COORDS if c in ds.coords and c != "worm"]
+    if not names:
+        return ds
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        raw = xr.open_zarr(path, consolidated=True, chunks=None, zarr_format=3)
+    n = ds.sizes["worm"]
+    return ds.assign_coords({c: ("worm", raw[c].values[:n]) for c in names})
 
 
 def _describe_signal(ds: "xr.Dataset") -> None:
