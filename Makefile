@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 # PyTorch for analysis.langevin: this pinned release is a CPU wheel here (see the README for CUDA)
 TORCH ?= torch==2.13.0
+NDX ?= ndx-multichannel-volume==0.1.12
 MIRROR ?= $(if $(WORMFLOW_MIRROR),$(WORMFLOW_MIRROR),../shared/data)
 OUT ?= out
 
@@ -16,6 +17,9 @@ $(BIN)/wormflow: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[test,langevin]"
+	# the WormID NWB extension pins pynwb<3: installed without its dependencies, wormflow
+	# loads only its YAML namespace (see activity/nwb.py)
+	$(BIN)/python -m pip install --quiet --no-deps "$(NDX)"
 	touch $@
 
 install: $(BIN)/wormflow

@@ -1,28 +1,38 @@
-"""Export homogenized worms as NWB files in the C. elegans community layout.
+"""Export homogenized worms as NWB files in the WormID layout (NWBelegans, DANDI 000692/000776).
 
-The layout follows the WormID / NWBelegans convention of DANDI sets 000692 and 000776,
-written with pynwb's core types only (no extension package is needed to read it):
+The layout, and the types of the community's extension ``ndx-multichannel-volume`` it uses:
 
+- ``/general/subject``: a ``CElegansSubject`` (the extension's ``Subject``): species
+  (NCBITaxon_6239), sex "XX" (hermaphrodite) or "XO" (male), strain, age as an ISO 8601
+  duration with its reference, growth stage and cultivation temperature, from the source
+  or the metadata the user gives (:class:`ExportParams`); nothing is filled in otherwise,
+  and :func:`missing_for_dandi` names what DANDI needs and nobody stated.
 - ``/general/devices/Microscope`` and ``/general/optophysiology/CalciumImVol``: the
-  imaging device and volume (an ``ImagingPlane``; the community's ``ImagingVolume``
-  extends it), volume rate from the native median frame interval.
-- ``/general/subject``: species *Caenorhabditis elegans*, ``sex`` "XX" (hermaphrodite) or
-  "XO" (male), as the community's ``CElegansSubject``.
-- ``/processing/CalciumActivity/CalciumSeriesSegmentation/NeuronIDs``: a
+  imaging device and volume, rate from the native median frame interval.
+- ``/processing/CalciumActivity/CalciumSeriesSegmentation/CalciumSeriesROIs``: a
   ``PlaneSegmentation`` with one row per recorded ROI and its ``ID_labels`` (the lab's
   label as published: "" when unlabelled, a trailing "?" kept for uncertain ones), plus
   ``wormflow_neuron`` (the canonical registry name or ""), ``ID_status`` and
   ``ID_confidence``. The sources give no ROI positions, so every ``voxel_mask`` is one
   zero-weight voxel at the origin, which marks "position not recorded".
+- ``/processing/CalciumActivity/NeuronIDs``: the extension's ``SegmentationLabels``, one
+  label per ROI of that table, linked to ``CalciumSeriesSegmentation``.
 - ``/processing/CalciumActivity/SignalRawFluor/SignalCalciumImResponseSeries``: the native
   traces (frames x ROIs) at their native timestamps (seconds from the first frame; the
-  lab's clock offset is kept in the provenance). Optionally
+  lab's clock offset is kept in the provenance), unit and signal as the lab's. Optionally
   ``.../HomogenizedFluor/HomogenizedCalciumResponseSeries``: the ROIs on the store's grid.
 - ``/processing/Behavior/<name>/<name>``: every behavioural variable as a ``TimeSeries``
   on the store's grid (inside a ``BehavioralTimeSeries``).
 - Provenance: ``notes`` holds JSON with the source file, its sha256, format, dataset,
   worm id, the lab clock offset, the store's homogenization parameters, the export
   parameters and the wormflow version; ``source_script`` names wormflow and its version.
+
+No image is written (``MultiChannelVolume``, ``NeuroPALImageRaw``): the sources wormflow
+reads carry traces, not the NeuroPAL volumes.
+
+``ndx-multichannel-volume`` pins ``pynwb<3``; wormflow needs pynwb 4, so the package is
+installed without its dependencies and only its YAML namespace is loaded here, with
+pynwb's own ``load_namespaces`` (:func:`wormid_types`).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ import json
 import os
 import re
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -42,16 +52,26 @@ from connectome.errors import WormflowError
 SPECIES = "Caenorhabditis elegans"
 MODULE = "CalciumActivity"
 SEGMENTATION = "CalciumSeriesSegmentation"
-TABLE = "NeuronIDs"
+TABLE = "CalciumSeriesROIs"
 NATIVE_SERIES = ("SignalRawFluor", "SignalCalciumImResponseSeries")
 GRID_SERIES = ("HomogenizedFluor", "HomogenizedCalciumResponseSeries")
 
+SPECIES_ID = "http://purl.obolibrary.org/obo/NCBITaxon_6239"
+NAMESPACE = "ndx-multichannel-volume"
+NAMESPACE_PIN = "ndx-multichannel-volume==0.1.12"
+
 # nwbinspector checks the community layout departs from on purpose, with the reason.
 IGNORED_CHECKS = {
-    "check_subject_age": "C. elegans are staged by growth stage (L1-L4, young adult), which the community's "
-                         "CElegansSubject records instead of an age; the labs' files give no age or birth date",
     "check_processing_module_name": "the community layout names its modules CalciumActivity and Behavior, which "
                                     "readers of DANDI 000692/000776 look for",
+}
+# C. elegans sexes in the codes DANDI reads (its schema knows M, F, O, U, not XX/XO; with the
+# species given as an NCBITaxon URL, nwbinspector asks for the same codes), as NWBelegans writes them
+DANDI_SEX = {"XX": "O", "XO": "M"}
+# what DANDI needs of every file, and how a user states it (checked by missing_for_dandi)
+DANDI_FIELDS = {
+    "age": "the subject's age as an ISO 8601 duration (--age P3D, with --age-reference birth|gestational; or "
+           "'age' in the dataset's metadata table)",
 }
 
 
@@ -59,10 +79,82 @@ class ExportError(WormflowError):
     """A worm cannot be exported (nothing observed, target exists...)."""
 
 
+# the descriptive fields a user may give, per dataset (a metadata table) or for every worm
+METADATA_FIELDS = ("experimenter", "institution", "lab", "related_publications", "strain", "age", "age_reference",
+                   "growth_stage", "growth_stage_time", "cultivation_temp", "genotype", "sex")
+_LISTS = ("experimenter", "related_publications", "keywords")
+
+
 @dataclass(frozen=True)
 class ExportParams:
     grid: bool = False          # also write the ROIs on the store's homogenized grid
     sex: str = "XX"             # used when the source does not say: the hermaphrodite
+    metadata: dict = field(default_factory=dict)            # METADATA_FIELDS for every worm
+    dataset_metadata: dict = field(default_factory=dict)    # {dataset: {field: value}}, wins over ``metadata``
+
+    def __post_init__(self):
+        for where, table in [("metadata", self.metadata)] + [(f"dataset {k!r}", v)
+                                                              for k, v in self.dataset_metadata.items()]:
+            unknown = sorted(set(table) - set(METADATA_FIELDS))
+            if unknown:
+                raise ExportError(f"{where}: unknown metadata field(s) {', '.join(unknown)}; known: "
+                                  f"{', '.join(METADATA_FIELDS)}")
+            if table.get("age") and not _ISO_DURATION.match(str(table["age"])):
+                raise ExportError(f"{where}: age {table['age']!r} is not an ISO 8601 duration (e.g. P3D, P2DT12H)")
+            if table.get("age_reference", "birth") not in ("birth", "gestational"):
+                raise ExportError(f"{where}: age_reference must be 'birth' or 'gestational'")
+
+
+_ISO_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+                           r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
+
+
+def subject_metadata(worm: dict, params: ExportParams) -> dict:
+    """What the export states about a worm: the source file's own metadata first, then the
+    user's table for its dataset, then the user's values for every worm."""
+    source = worm["metadata"] if isinstance(worm["metadata"], dict) else {}
+    out = {**params.metadata, **params.dataset_metadata.get(worm["dataset"], {})}
+    for key in ("experimenter", "institution", "lab", "related_publications", "experiment_description",
+                "keywords", "session_start_time"):
+        if source.get(key):
+            out[key] = source[key]
+    subject = source.get("subject") if isinstance(source.get("subject"), dict) else {}
+    for key in ("strain", "genotype", "sex", "age", "growth_stage", "growth_stage_time", "cultivation_temp"):
+        if subject.get(key):
+            out[key] = subject[key]
+    for key in _LISTS:
+        if key in out and not isinstance(out[key], (list, tuple)):
+            out[key] = [out[key]]
+    return out
+
+
+def missing_for_dandi(worm: dict, params: ExportParams) -> list[str]:
+    """The fields DANDI needs that neither the source nor the user stated, with how to give them."""
+    meta = subject_metadata(worm, params)
+    return [f"{worm['worm']}: {key} unknown: give {how}" for key, how in DANDI_FIELDS.items() if not meta.get(key)]
+
+
+def wormid_types():
+    """(CElegansSubject, SegmentationLabels) of ``ndx-multichannel-volume``, its namespace
+    loaded from the installed package's YAML without importing the package (which needs
+    pynwb<3)."""
+    import importlib.util
+
+    import pynwb
+
+    try:
+        return pynwb.get_class("CElegansSubject", NAMESPACE), pynwb.get_class("SegmentationLabels", NAMESPACE)
+    except (KeyError, ValueError):
+        pass
+    spec = importlib.util.find_spec("ndx_multichannel_volume")
+    if spec is None or not spec.submodule_search_locations:
+        raise ExportError(f"the WormID extension is not installed: pip install --no-deps {NAMESPACE_PIN} "
+                          "(wormflow reads only its YAML namespace, so its pynwb<3 pin does not apply)")
+    path = Path(list(spec.submodule_search_locations)[0]) / "spec" / f"{NAMESPACE}.namespace.yaml"
+    if not path.is_file():
+        raise ExportError(f"{path}: the WormID extension's namespace file is missing; reinstall {NAMESPACE_PIN}")
+    pynwb.load_namespaces(str(path))
+    return pynwb.get_class("CElegansSubject", NAMESPACE), pynwb.get_class("SegmentationLabels", NAMESPACE)
 
 
 def _regular(t: np.ndarray) -> tuple[float, float] | None:
@@ -153,10 +245,10 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
     """An in-memory ``pynwb.NWBFile`` of one worm record (see ``worm_record``)."""
     from pynwb import NWBFile, TimeSeries
     from pynwb.behavior import BehavioralTimeSeries
-    from pynwb.file import Subject
     from pynwb.ophys import Fluorescence, ImageSegmentation, OpticalChannel, RoiResponseSeries
 
-    meta = worm["metadata"] if isinstance(worm["metadata"], dict) else {}
+    CElegansSubject, SegmentationLabels = wormid_types()
+    meta = subject_metadata(worm, params)
     sex = str(meta.get("sex") or params.sex)
     if sex not in ("XX", "XO"):
         raise ExportError(f"worm {worm['worm']!r}: sex must be 'XX' (hermaphrodite) or 'XO' (male), got {sex!r}")
@@ -167,11 +259,28 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
         "homogenize_params": worm["store_attrs"]["homogenize_params"], "grid_dt_s": worm["store_attrs"]["dt"],
         "export_params": asdict(params), "signal": worm["signal"], "units": worm["units"],
     }
-    listed = {k: [str(v) for v in meta[k]] if isinstance(meta.get(k), list) else [str(meta[k])]
-              for k in ("experimenter", "related_publications", "keywords") if meta.get(k)}
+    listed = {k: [str(v) for v in meta[k]] for k in _LISTS if meta.get(k)}
+    stated = [k for k in ("sex", "strain", "age", "growth_stage") if meta.get(k)]
+    optional = {"strain": str(meta.get("strain") or ""), "genotype": str(meta.get("genotype") or ""),
+                "age": str(meta.get("age") or ""), "growth_stage_time": str(meta.get("growth_stage_time") or "")}
+    optional = {k: v for k, v in optional.items() if v}
+    if "age" in optional:
+        optional["age__reference"] = str(meta.get("age_reference") or "birth")
+    if meta.get("cultivation_temp") not in (None, ""):
+        optional["cultivation_temp"] = float(meta["cultivation_temp"])
+    subject = CElegansSubject(
+        subject_id=worm["worm_id"], species=SPECIES_ID, sex=DANDI_SEX[sex], **optional,
+        growth_stage=str(meta.get("growth_stage") or "not recorded in the source"),
+        description=f"C. elegans ({worm['dataset']}); stated by the source or the user: "
+                    f"{', '.join(stated) or 'nothing'}"
+                    + f"; {'hermaphrodite (XX), written as O (other)' if sex == 'XX' else 'male (XO), written as M'}"
+                    + ("" if meta.get("sex") else f"; sex not recorded, {sex} given by the export's --sex"))
     nwb = NWBFile(
         session_description=f"Whole-brain calcium imaging of one C. elegans ({worm['dataset']}, worm "
-                            f"{worm['worm_id']}), homogenized and exported by wormflow",
+                            f"{worm['worm_id']}), homogenized and exported by wormflow"
+                            + ("" if meta.get("session_start_time") else
+                               "; the source states no start time: the session start is the date in the "
+                               "recording's id (time of day unknown), or 1970-01-01 where it has none"),
         identifier=str(uuid.uuid5(uuid.NAMESPACE_URL, f"wormflow:{worm['source_sha256']}:{worm['worm_id']}")),
         session_start_time=_session_start(worm), session_id=worm["worm_id"],
         experiment_description=str(meta.get("experiment_description") or "")
@@ -183,10 +292,7 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
         experimenter=listed.get("experimenter"), related_publications=listed.get("related_publications"),
         source_script=f"wormflow {version} export-nwb", source_script_file_name="wormflow",
         notes=json.dumps(provenance, sort_keys=True),
-        subject=Subject(subject_id=worm["worm_id"], species=SPECIES, sex=sex,
-                        description=("sex from the source" if meta.get("sex") else
-                                     "sex not recorded in the source; the hermaphrodite (XX) assumed")
-                                    + "; growth stage not recorded in the source"),
+        subject=subject,
     )
     device = nwb.create_device(name="Microscope", description=f"whole-brain imaging system of {worm['dataset']}; "
                                                               "see the source publication for its description")
@@ -213,12 +319,15 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
                       wormflow_neuron=worm["roi_neuron"][i], ID_status=worm["roi_status"][i] or "unlabelled",
                       ID_confidence=float(worm["roi_confidence"][i]))
     module.add(seg)
+    module.add(SegmentationLabels(name="NeuronIDs", labels=list(worm["roi_label"]), ImageSegmentation=seg,
+                                  description="the lab's label of every ROI of CalciumSeriesROIs, in its order "
+                                              "('' unlabelled, a trailing '?' uncertain)"))
     n = len(worm["roi_label"])
     fluor = Fluorescence(name=NATIVE_SERIES[0])
     module.add(fluor)
     fluor.add_roi_response_series(RoiResponseSeries(
         name=NATIVE_SERIES[1], data=worm["native"], unit=worm["units"],
-        rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of NeuronIDs"),
+        rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of CalciumSeriesROIs"),
         description=f"calcium traces of every ROI at the native frame times (seconds from the first frame); "
                     f"signal: {worm['signal']}",
         **_time_kwargs(worm["native_time"])))
@@ -227,7 +336,7 @@ def build_nwbfile(worm: dict, params: ExportParams = ExportParams(), version: st
         module.add(grid)
         grid.add_roi_response_series(RoiResponseSeries(
             name=GRID_SERIES[1], data=worm["grid"], unit=worm["units"],
-            rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of NeuronIDs"),
+            rois=table.create_roi_table_region(region=list(range(n)), description="every ROI of CalciumSeriesROIs"),
             description=f"the same ROIs homogenized onto wormflow's grid (dt = {worm['store_attrs']['dt']} s)",
             **_time_kwargs(worm["grid_t"])))
     if worm["behavior"]:

@@ -72,7 +72,8 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
             sys.exit(2)
     uncertain = sum("uncertain" in n for n in report.notes)
     duplicated = [n for n in report.notes if any(k in n for k in ("is given to ROIs", "stored as NaN",
-                                                                   "kept as an event array"))]
+                                                                   "kept as an event array",
+                                                                   "kept unlabelled"))]
     console.print(f"added {len(report.added)} worm(s), skipped {len(report.skipped)} already stored, "
                   f"{len(report.failed)} file(s) failed; {uncertain} uncertain label(s) kept unassigned")
     for n in duplicated + (report.notes if verbose else []):
@@ -191,12 +192,30 @@ def validate(store) -> None:
 @click.option("--grid", is_flag=True, help="Also write the ROIs on the store's homogenized grid.")
 @click.option("--sex", type=click.Choice(["XX", "XO"]), default="XX", show_default=True,
               help="Subject sex where the source does not record it.")
+@click.option("--metadata", "metadata_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="TOML table of metadata per dataset: [Dag2023] age, age_reference, strain, growth_stage, ...")
+@click.option("--age", help="Subject age as an ISO 8601 duration (P3D) where neither source nor table says.")
+@click.option("--age-reference", type=click.Choice(["birth", "gestational"]), help="What --age counts from.")
+@click.option("--strain", help="Strain where neither source nor table says.")
+@click.option("--growth-stage", help="Growth stage (L4, YA, ...) where neither source nor table says.")
+@click.option("--experimenter", multiple=True, help="Experimenter (repeatable) where the source names none.")
+@click.option("--institution", help="Institution where the source names none.")
+@click.option("--lab", help="Lab where the source names none.")
+@click.option("--publication", "publications", multiple=True, help="Related publication, e.g. doi:10.1101/445643.")
 @click.option("--overwrite", is_flag=True, help="Replace files that exist.")
 @click.option("--no-validate", is_flag=True, help="Skip pynwb validation and nwbinspector.")
-def export_nwb_cmd(store, out, worms, grid, sex, overwrite, no_validate) -> None:
-    """Write every worm of STORE as an NWB file in the C. elegans community layout."""
+def export_nwb_cmd(store, out, worms, grid, sex, metadata_file, age, age_reference, strain, growth_stage,
+                   experimenter, institution, lab, publications, overwrite, no_validate) -> None:
+    """Write every worm of STORE as an NWB file in the WormID layout (DANDI 000692/000776)."""
     from activity.nwb import IGNORED_CHECKS, ExportParams
-    from pipeline.export import export_store
+    from pipeline.export import export_store, load_metadata_table
+
+    given = {"age": age, "age_reference": age_reference, "strain": strain, "growth_stage": growth_stage,
+             "experimenter": list(experimenter), "institution": institution, "lab": lab,
+             "related_publications": list(publications)}
+    table = _or_exit(load_metadata_table, metadata_file, prefix="error", code=2) if metadata_file else {}
+    params = _or_exit(lambda: ExportParams(grid=grid, sex=sex, metadata={k: v for k, v in given.items() if v},
+                                           dataset_metadata=table), prefix="error", code=2)
 
     from activity.store import open_activity
 
@@ -204,7 +223,7 @@ def export_nwb_cmd(store, out, worms, grid, sex, overwrite, no_validate) -> None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:
         task = progress.add_task("exporting", total=n)
-        report = _or_exit(lambda: export_store(store, out, worms=worms, params=ExportParams(grid=grid, sex=sex),
+        report = _or_exit(lambda: export_store(store, out, worms=worms, params=params,
                                                overwrite=overwrite, validate=not no_validate,
                                                on_worm=lambda w: progress.advance(task)),
                           prefix="error", code=2)
@@ -222,7 +241,10 @@ def export_nwb_cmd(store, out, worms, grid, sex, overwrite, no_validate) -> None
             f"{k} ({v})" for k, v in IGNORED_CHECKS.items()))
     for e in report.exported:
         for p in e["problems"]:
-            console.print(f"[red]{e['worm']}:[/red] {p}")
+            console.print(f"[red]{e['worm']}:[/red] {escape(p)}")
+    missing = [m for e in report.exported for m in e.get("missing", [])]
+    for m in missing:
+        console.print(f"[yellow]not ready for DANDI:[/yellow] {escape(m)}", soft_wrap=True)
     if report.failed:
         _exit_if_failed(report.failed)
     if bad:

@@ -22,6 +22,7 @@ gap_tolerance = 1.5                          # grid points farther than this man
 [stages.export_nwb]
 grid = false
 validate = true
+metadata = ""                                # TOML table per dataset: age, strain... (DANDI needs age)
 [stages.tsnet]
 constructions = ["horizontal", "natural"]
 variable = "calcium"                         # calcium | roi_calcium | native_calcium
@@ -84,7 +85,9 @@ _STAGE_KEYS = {
                           "a number of median frame intervals, at least 0.5"),
     },
     "ingest_connectome": {},
-    "export_nwb": {"grid": _BOOL, "validate": _BOOL, "sex": _choice("XX", "XO")},
+    "export_nwb": {"grid": _BOOL, "validate": _BOOL, "sex": _choice("XX", "XO"),
+                   "metadata": ((lambda v: isinstance(v, str)), "'' or the path of a TOML metadata table "
+                                                                "(relative to this file)")},
     "tsnet": {
         "constructions": ((lambda v: isinstance(v, list) and v and all(
             c in ("natural", "horizontal", "cycle", "recurrence") for c in v)),
@@ -114,7 +117,7 @@ _DEFAULTS = {
     "ingest_activity": {"dt": 0.5, "smoothing": "none", "smoothing_s": 1.0, "normalization": "none",
                         "gap_tolerance": 1.5},
     "ingest_connectome": {},
-    "export_nwb": {"grid": False, "validate": True, "sex": "XX"},
+    "export_nwb": {"grid": False, "validate": True, "sex": "XX", "metadata": ""},
     "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},
     "hmmglm": {"n_states": 3, "prior": "onehot", "max_neurons": 60, "connectome": True, "connectome_prior": False,
                "seed": 0},

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from activity.nwb import ExportError, ExportParams, build_nwbfile, check_nwb, worm_record, write_nwb
+from activity.nwb import (ExportError, ExportParams, build_nwbfile, check_nwb, missing_for_dandi, worm_record,
+                          write_nwb)
 from activity.store import open_activity, wormflow_version
 
 
@@ -16,6 +17,21 @@ from activity.store import open_activity, wormflow_version
 class ExportReport:
     exported: list[dict] = field(default_factory=list)      # worm, path, seconds, bytes, problems
     failed: list[tuple[str, str]] = field(default_factory=list)
+
+
+def load_metadata_table(path: str | Path) -> dict:
+    """A TOML table of descriptive metadata per dataset (``[Dag2023] age = "P3D" ...``) for the export."""
+    import tomllib
+
+    path = Path(path)
+    try:
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ExportError(f"{path}: not a readable TOML metadata table: {exc}") from exc
+    bad = [k for k, v in table.items() if not isinstance(v, dict)]
+    if bad:
+        raise ExportError(f"{path}: {', '.join(bad)}: expected one [dataset] table of fields each")
+    return table
 
 
 def safe_component(text: str) -> str:
@@ -56,10 +72,15 @@ def export_one(ds, worm: str, path: Path, params: ExportParams, version: str, *,
     if path.exists() and not overwrite:
         raise ExportError(f"{path} exists; pass --overwrite to replace it")
     t0 = time.perf_counter()
-    write_nwb(build_nwbfile(worm_record(ds, worm), params, version), path, overwrite=overwrite)
+    record = worm_record(ds, worm)
+    write_nwb(build_nwbfile(record, params, version), path, overwrite=overwrite)
     seconds = time.perf_counter() - t0
+    missing = missing_for_dandi(record, params)
+    problems = check_nwb(path) if validate else []
+    if missing:          # said once, as what the user must supply, not again as the inspector's finding
+        problems = [p for p in problems if "check_subject_age" not in p]
     return {"worm": worm, "path": str(path), "seconds": seconds, "bytes": path.stat().st_size,
-            "problems": check_nwb(path) if validate else []}
+            "problems": problems, "missing": missing}
 
 
 def export_store(store: str | Path, out: str | Path, *, worms=None, params: ExportParams = ExportParams(),

@@ -245,6 +245,12 @@ class Runner:
         store = self.wd.root / "activity.zarr"
         ds = open_activity(store)
         export = {k: params[k] for k in ("grid", "sex")}
+        if params["metadata"]:
+            from pipeline.export import load_metadata_table
+
+            table_path = Path(params["metadata"])
+            table_path = table_path if table_path.is_absolute() else self.config.base / table_path
+            export["dataset_metadata"] = load_metadata_table(table_path)
         todo, outputs, cached = [], [], 0
         paths = nwb_paths(self.wd.root / "nwb", ds.worm.values.tolist())
         for worm, sha in zip(ds.worm.values.tolist(), ds.source_sha256.values.tolist()):
@@ -257,6 +263,7 @@ class Runner:
                 todo.append((worm, key, path))
         futures = [self.client.submit(export_task, str(store), w, str(p), export, params["validate"],
                                       key=f"nwb-{k}", pure=False) for w, k, p in todo]
+        missing = []
         for (worm, key, path), res in zip(todo, self._gather("export NWB", futures)):
             if "error" in res:
                 self.fail("export_nwb", worm, res["error"])
@@ -264,9 +271,16 @@ class Runner:
                 self.fail("export_nwb", worm, "; ".join(res["problems"]))
             else:
                 outputs.append(str(path))
-                self.wd.mark_done("export_nwb", key, {"outputs": [str(path)], "worm": worm})
+                missing += res.get("missing", [])
+                self.wd.mark_done("export_nwb", key, {"outputs": [str(path)], "worm": worm,
+                                                      "missing": res.get("missing", [])})
+        for line in missing:
+            log.warning("not ready for DANDI: %s", line)
         status = "cached" if not todo else "done"
-        return StageResult("export_nwb", status, outputs=outputs, detail=f"{len(outputs)} file(s), {cached} cached")
+        ready = "" if not missing else (f"; {len({m.split(':')[0] for m in missing})} not ready for DANDI "
+                                        "(age unknown: set stages.export_nwb.metadata)")
+        return StageResult("export_nwb", status, outputs=outputs,
+                           detail=f"{len(outputs)} file(s), {cached} cached{ready}")
 
     def tsnet(self, params: dict) -> StageResult:
         from pipeline.analyze import tsnet_figures, tsnet_on_store

@@ -91,6 +91,10 @@ def file_metadata(f: h5py.File) -> dict:
             out[key] = _text(f, key)
     if "general/subject" in f:
         subject = {k: _text(f, f"general/subject/{k}") for k in _SUBJECT_FIELDS if f"general/subject/{k}" in f}
+        if "general/subject/age" in f and "reference" in f["general/subject/age"].attrs:
+            subject["age_reference"] = _attr(f["general/subject/age"], "reference")
+        if "growth_stage_time" in f["general/subject"].attrs:
+            subject["growth_stage_time"] = _attr(f["general/subject"], "growth_stage_time")
         if subject:
             out["subject"] = subject
     frames = {}
@@ -157,25 +161,62 @@ def _column_strings(table: h5py.Group, column: str) -> list[str] | None:
     return values
 
 
-def _community_labels(f: h5py.File, series: h5py.Group, n: int, where: str) -> list[str]:
-    tables = []
-    if "rois" in series:
-        ref = series["rois"].attrs.get("table")
-        if isinstance(ref, h5py.h5r.Reference) and ref:
-            tables.append(f[ref])
-    tables += _find_typed(f["processing"], {"PlaneSegmentation", "NeuroPALSegmentation", "DynamicTable"})
-    for table in tables:
-        labels = _column_strings(table, "ID_labels")
-        if labels is None:
-            continue
-        if "rois" in series and len(labels) != n:
-            rows = series["rois"][()].astype(int)
-            if rows.size == n and rows.max(initial=-1) < len(labels):
-                return [labels[i] for i in rows]
-        if len(labels) == n:
-            return labels
-        raise FormatError(f"{where}: ID_labels of {table.name} has {len(labels)} rows for {n} traces")
-    return [""] * n
+def _table_rows(table: h5py.Group) -> int:
+    if "id" in table:
+        return int(table["id"].shape[0])
+    cols = [table[c] for c in ("voxel_mask_index", "image_mask", "pixel_mask_index") if c in table]
+    return int(cols[0].shape[0]) if cols else -1
+
+
+def _neuron_ids(f: h5py.File, table: h5py.Group) -> tuple[list[str] | None, str]:
+    """The labels of ``processing/CalciumActivity/NeuronIDs`` (the WormID extension's
+    ``SegmentationLabels``) when its ``ImageSegmentation`` link names the segmentation that
+    holds ``table``; (None, why not) otherwise."""
+    if "processing/CalciumActivity/NeuronIDs" not in f:
+        return None, "the file has no processing/CalciumActivity/NeuronIDs"
+    group = f["processing/CalciumActivity/NeuronIDs"]
+    if not isinstance(group, h5py.Group) or "labels" not in group:
+        return None, "processing/CalciumActivity/NeuronIDs holds no labels"
+    link = group.get("ImageSegmentation", getlink=True)
+    if link is None:
+        return None, "NeuronIDs names no ImageSegmentation"
+    target = group["ImageSegmentation"]
+    named = link.path if isinstance(link, h5py.SoftLink) else target.name
+    if target != table.parent:                  # the same object, however it is reached
+        return None, f"NeuronIDs labels {named}, not {table.parent.name} that the traces point to"
+    return _column_strings(group, "labels"), ""
+
+
+def _community_labels(f: h5py.File, series: h5py.Group, n: int, where: str) -> tuple[list[str], list[str]]:
+    """(one label per trace column, notes). Labels are attached only through the references
+    the file holds: the ROI table the series' ``rois`` region points to, and ``NeuronIDs``
+    when it is linked to that table's segmentation. Never by row position across tables."""
+    if "rois" not in series:
+        return [""] * n, [f"{where}: {series.name} has no rois region: nothing links its {n} traces to labels; "
+                          "kept unlabelled"]
+    ref = series["rois"].attrs.get("table")
+    if not (isinstance(ref, h5py.h5r.Reference) and ref):
+        return [""] * n, [f"{where}: {series.name}/rois names no table; its {n} traces are kept unlabelled"]
+    table = f[ref]
+    rows = np.asarray(read_array(f, Path(f.filename), series["rois"])).astype(int).ravel()
+    n_rows = _table_rows(table)
+    if rows.size != n:
+        raise FormatError(f"{where}: {series.name}/rois lists {rows.size} rows of {table.name} for {n} traces")
+    if rows.size and (rows.min() < 0 or (n_rows >= 0 and rows.max() >= n_rows)):
+        raise FormatError(f"{where}: {series.name}/rois points at row {int(rows.max())} of {table.name}, "
+                          f"which has {n_rows} rows")
+    named, why = _neuron_ids(f, table)
+    if named is not None:
+        if n_rows >= 0 and len(named) != n_rows:
+            raise FormatError(f"{where}: NeuronIDs has {len(named)} labels for the {n_rows} ROIs of {table.name}")
+        return [named[i] for i in rows], []
+    labels = _column_strings(table, "ID_labels")
+    if labels is not None:
+        if n_rows >= 0 and len(labels) != n_rows:
+            raise FormatError(f"{where}: ID_labels of {table.name} has {len(labels)} rows, the table {n_rows}")
+        return [labels[i] for i in rows], []
+    return [""] * n, [f"{where}: no labels are linked to {series.name} ({table.name} has no ID_labels; {why}); "
+                      f"its {n} traces are kept unlabelled"]
 
 
 def _behavior(f: h5py.File, where: str) -> dict[str, Series]:
@@ -202,7 +243,7 @@ def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
     if data.ndim == 1:
         data = data[:, None]
     t = _series_time(series, data.shape[0], path.name)
-    labels = _community_labels(f, series, data.shape[1], path.name)
+    labels, notes = _community_labels(f, series, data.shape[1], path.name)
     exported = _wormflow_provenance(f)
     metadata = {**file_metadata(f), "layout": "community", "series": series.name,
                 "identifier": _text(f, "identifier"), "nwb_version": _attr(f, "nwb_version")}
@@ -214,7 +255,7 @@ def _read_community(f: h5py.File, path: Path) -> RawRecording | None:
     return RawRecording(
         source_file=str(path), worm_id=exported.get("worm_id") or _text(f, "identifier") or path.stem,
         dataset=exported.get("dataset") or DATASET, format=FORMAT, timestamps=t, traces=data, roi_labels=labels,
-        behavior=_behavior(f, path.name), metadata=metadata, signal=signal, units=units)
+        behavior=_behavior(f, path.name), metadata=metadata, signal=signal, units=units, notes=notes)
 
 
 def _wormflow_provenance(f: h5py.File) -> dict:

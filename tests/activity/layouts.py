@@ -146,3 +146,125 @@ def community_nwb(path: Path, x, t, labels, behavior=None) -> Path:
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
     return path
+
+
+def _wormid(name: str):
+    """A type of the WormID extension (ndx-multichannel-volume), its namespace loaded from its YAML."""
+    import pynwb
+
+    from activity.nwb import NAMESPACE, wormid_types
+
+    wormid_types()
+    return pynwb.get_class(name, NAMESPACE)
+
+
+def _wormid_file(identifier: str):
+    """NWBFile, CElegansSubject and ImagingVolume as NWBelegans' NWB_convert.py writes them
+    (gen_file, create_subject, create_device, create_im_vol)."""
+    from datetime import datetime, timezone
+
+    from pynwb import NWBFile
+
+    nwb = NWBFile(session_description="NeuroPAL and calcium imaging of immobilized worm", identifier=identifier,
+                  session_start_time=datetime(2023, 3, 7, 14, 5, tzinfo=timezone.utc),
+                  experimenter=["Fixture Person"], experiment_description="NeuroPAL images and GCaMP time series",
+                  lab="FOCO lab", institution="UCSF", related_publications=["doi:10.1101/2024.04.28.591397"])
+    nwb.subject = _wormid("CElegansSubject")(
+        subject_id=identifier, description="NeuroPAL worm in microfluidic chip",
+        date_of_birth=datetime(2023, 3, 4, tzinfo=timezone.utc), growth_stage="YA", growth_stage_time="PT2H30M",
+        cultivation_temp=20.0, species="http://purl.obolibrary.org/obo/NCBITaxon_6239", sex="O", strain="OH16230")
+    device = nwb.create_device(name="Spinning disk confocal", description="Leica DMi8", manufacturer="Leica")
+    channel = _wormid("OpticalChannelPlus")(name="GFP-GCaMP", description="Chroma ET 525/50", excitation_lambda=488.0,
+                                            excitation_range=[486.5, 489.5], emission_range=[500.0, 550.0],
+                                            emission_lambda=525.0)
+    refs = _wormid("OpticalChannelReferences")(name="order_optical_channels", channels=["GFP-GCaMP"])
+    # the generated class asks for the core ImagingPlane's optical_channel too (the package's own
+    # Python wrapper fills it from optical_channel_plus)
+    volume = _wormid("ImagingVolume")(name="CalciumImVol", optical_channel=[channel], order_optical_channels=refs,
+                                      description="Imaging volume used to acquire calcium imaging data",
+                                      device=device, location="head", grid_spacing=[0.3208, 0.3208, 1.5],
+                                      indicator="GCaMP6s", excitation_lambda=488.0,
+                                      grid_spacing_unit="micrometers", origin_coords=[0, 0, 0],
+                                      origin_coords_unit="micrometers", reference_frame="Worm head")
+    nwb.add_imaging_plane(volume)
+    return nwb, volume
+
+
+def _centers(name: str, volume, n: int, labels=None, ragged: bool = True):
+    """A PlaneSegmentation of neuron centres (create_vol_seg_centers): one voxel of weight 1
+    per ROI, ``ID_labels`` (indexed, as NWBelegans writes it; plain, as wbfm does) when given."""
+    from pynwb.ophys import PlaneSegmentation
+
+    table = PlaneSegmentation(name=name, description=f"Neuron centers, {name}", imaging_plane=volume)
+    for i in range(n):
+        table.add_roi(voxel_mask=[[np.uint(i), np.uint(2 * i), np.uint(1), 1]])
+    if labels is not None:
+        data = [[lab] for lab in labels] if ragged else np.asarray(labels, dtype=str)
+        table.add_column(name="ID_labels", description="ROI ID labels", data=data, index=ragged)
+    return table
+
+
+def nwbelegans_nwb(path: Path, x, rate: float, neuron_ids, neuropal_labels, timepoints: int = 2) -> Path:
+    """A DANDI-000692-style file as NWBelegans' ``process_*`` writes it: the NeuroPAL
+    segmentation (its own ROIs and ID_labels) under processing/NeuroPAL, per-time-point
+    calcium segmentations ``Seg_tpoint_<t>`` without labels, the calcium ROIs' names in
+    ``CalciumActivity/NeuronIDs`` (SegmentationLabels), and the DF/F traces in
+    ``SignalDFoF/SignalCalciumImResponseSeries`` pointing at ``Seg_tpoint_0``."""
+    from pynwb import NWBHDF5IO
+    from pynwb.ophys import DfOverF, ImageSegmentation, RoiResponseSeries
+
+    nwb, volume = _wormid_file("20230307-fixture")
+    n = np.asarray(x).shape[1]
+    neuropal = nwb.create_processing_module(name="NeuroPAL", description="NeuroPAL image data and metadata")
+    neuropal.add(ImageSegmentation(name="NeuroPALSegmentation", plane_segmentations=[
+        _centers("NeuroPALNeurons", volume, len(neuropal_labels), neuropal_labels)]))
+    calcium = nwb.create_processing_module(name="CalciumActivity", description="calcium image time series")
+    segs = [_centers(f"Seg_tpoint_{t}", volume, n) for t in range(timepoints)]
+    image_seg = ImageSegmentation(name="CalciumSeriesSegmentation", plane_segmentations=segs)
+    calcium.add(image_seg)
+    calcium.add(_wormid("SegmentationLabels")(name="NeuronIDs", labels=list(neuron_ids),
+                                              description="Calcium ROI segmentation labels",
+                                              ImageSegmentation=image_seg))
+    region = segs[0].create_roi_table_region(description="neurons at the first time point", region=list(range(n)))
+    calcium.add(DfOverF(name="SignalDFoF", roi_response_series=RoiResponseSeries(
+        name="SignalCalciumImResponseSeries", description="DF/F activity for calcium imaging data",
+        data=np.asarray(x), rois=region, unit="Percentage", rate=rate)))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path
+
+
+def wbfm_nwb(path: Path, red, green, ratio, rate: float, tracker_ids, manual_ids, link_labels: bool = True) -> Path:
+    """A file in the Zimmer lab's export layout (wbfm ``utils_nwb_export``, docs/nwb_format.md):
+    per-time-point ``Seg_tpoint_<t>`` tables in ``CalciumSeriesSegmentationCoords`` whose plain
+    ID_labels are the tracker's names, ``NeuronIDs`` (SegmentationLabels) with the manual
+    names (tracker names blanked) linked to that segmentation, and red, green and ratio
+    traces (``ReferenceFluorescence``, ``SignalFluorescence``, ``SignalDFoF``) on Seg_tpoint_0.
+    With ``link_labels=False`` the tables carry no ID_labels and NeuronIDs is linked to
+    another segmentation: nothing links the traces to names."""
+    from pynwb import NWBHDF5IO
+    from pynwb.ophys import DfOverF, Fluorescence, ImageSegmentation, RoiResponseSeries
+
+    nwb, volume = _wormid_file("2022-11-27_15-14_ZIM2165_worm1")
+    n = np.asarray(green).shape[1]
+    calcium = nwb.create_processing_module(name="CalciumActivity", description="calcium activity")
+    segs = [_centers(f"Seg_tpoint_{t}", volume, n, tracker_ids if link_labels else None, ragged=False)
+            for t in range(2)]
+    coords = ImageSegmentation(name="CalciumSeriesSegmentationCoords", plane_segmentations=segs)
+    calcium.add(coords)
+    other = ImageSegmentation(name="CalciumSeriesSegmentationOther",
+                              plane_segmentations=[_centers("Other", volume, n)])
+    calcium.add(other)
+    calcium.add(_wormid("SegmentationLabels")(name="NeuronIDs", labels=list(manual_ids),
+                                              description="Calcium segmentation labels with xyz coordinates",
+                                              ImageSegmentation=coords if link_labels else other))
+    region = segs[0].create_roi_table_region(description="neurons at the first time point", region=list(range(n)))
+    for container, name, data, unit in ((Fluorescence, "ReferenceFluorescence", red, "a.u."),
+                                        (Fluorescence, "SignalFluorescence", green, "a.u."),
+                                        (DfOverF, "SignalDFoF", ratio, "ratio")):
+        series = "ReferenceCalciumImResponseSeries" if name.startswith("Reference") else "SignalCalciumImResponseSeries"
+        calcium.add(container(name=name, roi_response_series=RoiResponseSeries(
+            name=series, description=f"{name} traces", data=np.asarray(data), rois=region, unit=unit, rate=rate)))
+    with NWBHDF5IO(str(path), "w") as io:
+        io.write(nwb)
+    return path

@@ -1,6 +1,10 @@
 """`wormflow export-nwb` on every worm of the real mirror: layout, validation, exact round trip."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -16,10 +20,29 @@ from pipeline.export import nwb_path
 from tests.activity import layouts
 
 
+# What this test states about the mirror's recordings for DANDI (the files do not say it):
+# the test's own values, given the way a user gives them, not facts wormflow ships.
+METADATA = """
+[Dag2023]
+age = "P3D"
+age_reference = "birth"
+growth_stage = "YA"
+lab = "Flavell lab"
+institution = "Massachusetts Institute of Technology"
+related_publications = ["doi:10.1016/j.cell.2023.04.023"]
+[Scholz2018]
+age = "P3D"
+growth_stage = "YA"
+strain = "AML175"
+"""
+
+
 @pytest.fixture(scope="module")
 def exported(mirror_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("nwb")
-    result = CliRunner().invoke(main, ["export-nwb", str(mirror_store[0]), "--out", str(out)])
+    table = out.parent / "metadata.toml"
+    table.write_text(METADATA)
+    result = CliRunner().invoke(main, ["export-nwb", str(mirror_store[0]), "--out", str(out), "--metadata", str(table)])
     return mirror_store[0], out, result
 
 
@@ -29,7 +52,66 @@ def test_every_worm_of_the_mirror_is_exported_and_passes_pynwb_and_nwbinspector(
     files = sorted(out.rglob("*.nwb"))
     assert len(files) == 8 and result.output.count(" pass ") == 8
     assert not list(out.rglob(".*partial*"))
-    assert check_nwb(files[0]) == []           # what the CLI's "pass" stands for
+    assert "not ready for DANDI" not in result.output
+    for f in files:
+        assert check_nwb(f) == [], f           # what the CLI's "pass" stands for: no CRITICAL, no BPV
+
+
+def test_every_export_passes_dandi_validate_after_dandi_organize(exported, tmp_path):
+    _, out, _ = exported
+    dandiset = tmp_path / "000000"
+    dandiset.mkdir()
+    (dandiset / "dandiset.yaml").write_text("identifier: DANDI:000000\nname: wormflow export test\n")
+    env = {**os.environ, "DANDI_NO_ET": "1"}
+    dandi = str(Path(sys.executable).parent / "dandi")
+    organized = subprocess.run([dandi, "organize", "-f", "copy", "-d", str(dandiset), str(out)], env=env,
+                               capture_output=True, text=True, timeout=300)
+    assert organized.returncode == 0, organized.stderr[-2000:]
+    assert len(list(dandiset.rglob("sub-*/*.nwb"))) == 8
+    validated = subprocess.run([dandi, "validate", str(dandiset)], env=env, capture_output=True, text=True,
+                               timeout=300)
+    assert validated.returncode == 0, validated.stdout[-3000:] + validated.stderr[-2000:]
+
+
+def test_without_an_age_the_export_names_what_dandi_needs(mirror_store, tmp_path):
+    worm = "Scholz2018/BrainScanner20180223_141721"
+    result = CliRunner().invoke(main, ["export-nwb", str(mirror_store[0]), "--out", str(tmp_path), "--worm", worm])
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert f"not ready for DANDI: {worm}: age unknown: give the subject's age as an ISO 8601 duration" in text
+    problems = check_nwb(nwb_path(tmp_path, worm))          # nothing hides it: the inspector still says it
+    assert [p for p in problems if "check_subject_age" in p]
+
+
+def test_the_subject_and_neuron_ids_use_the_wormid_extension(exported):
+    from pynwb import NWBHDF5IO
+
+    store, out, _ = exported
+    with NWBHDF5IO(str(nwb_path(out, "Dag2023/2022-07-26-31")), "r", load_namespaces=True) as io:
+        nwb = io.read()
+        assert type(nwb.subject).__name__ == "CElegansSubject"
+        assert nwb.subject.species == "http://purl.obolibrary.org/obo/NCBITaxon_6239"
+        assert nwb.subject.sex == "O" and "hermaphrodite (XX)" in nwb.subject.description
+        assert nwb.subject.age == "P3D" and nwb.subject.growth_stage == "YA"
+        assert nwb.institution == "Massachusetts Institute of Technology"
+        assert nwb.related_publications == ("doi:10.1016/j.cell.2023.04.023",)
+        ids = nwb.processing["CalciumActivity"]["NeuronIDs"]
+        assert type(ids).__name__ == "SegmentationLabels"
+        assert list(ids.labels[:]) == open_activity(store).roi_label.sel(worm="Dag2023/2022-07-26-31").values[
+            :146].tolist()
+    with NWBHDF5IO(str(nwb_path(out, "Scholz2018/BrainScanner20180223_141721")), "r", load_namespaces=True) as io:
+        nwb = io.read()
+        assert nwb.experimenter == ("Monika Scholz",) and nwb.subject.strain == "AML175"
+        assert nwb.session_start_time.isoformat().startswith("2020-06-18T10:07:10")
+
+
+def test_exports_open_in_pynapple(exported):
+    import pynapple as nap
+
+    _, out, _ = exported
+    data = nap.load_file(str(nwb_path(out, "Dag2023/2022-07-26-31")))
+    traces = data["SignalCalciumImResponseSeries"]
+    assert traces.shape == (800, 146)
 
 
 def test_every_export_reads_back_exactly_through_wormflows_reader(exported):
@@ -48,8 +130,15 @@ def test_reingesting_the_exports_rebuilds_the_same_store(exported, tmp_path):
     assert sorted(a.worm.values.tolist()) == sorted(b.worm.values.tolist())
     b = b.sel(worm=a.worm.values)
     for var in ("calcium", "roi_calcium", "roi_label", "roi_neuron", "behavior_velocity", "behavior_ss_2D",
-                "native_time"):
+                "native_time", "observed", "valid", "n_grid_dropped"):
         np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
+    assert a.signal.values.tolist() == b.signal.values.tolist() and a.units.values.tolist() == b.units.values.tolist()
+    for worm in a.worm.values.tolist():
+        before, after = (json.loads(str(x.metadata.sel(worm=worm).values)) for x in (a, b))
+        for key in ("experimenter", "institution", "lab", "experiment_description", "related_publications"):
+            assert after.get(key) == before.get(key) or not before.get(key), (worm, key)
+    scholz = json.loads(str(b.metadata.sel(worm="Scholz2018/BrainScanner20180223_141721").values))
+    assert scholz["experimenter"] == ["Monika Scholz"] and scholz["subject"]["strain"] == "AML175"
 
 
 def test_the_files_follow_the_community_layout_and_carry_provenance(exported):
@@ -57,12 +146,12 @@ def test_the_files_follow_the_community_layout_and_carry_provenance(exported):
     ds = open_activity(store)
     worm = "Dag2023/2022-07-26-31"
     with h5py.File(nwb_path(out, worm), "r") as f:
-        table = f["processing/CalciumActivity/CalciumSeriesSegmentation/NeuronIDs"]
+        table = f["processing/CalciumActivity/CalciumSeriesSegmentation/CalciumSeriesROIs"]
         labels = [v.decode() for v in table["ID_labels"][()]]
         series = f["processing/CalciumActivity/SignalRawFluor/SignalCalciumImResponseSeries"]
         assert series["data"].shape == (800, 146) and series["rois"].shape == (146,)
-        assert f["general/subject/species"][()].decode() == "Caenorhabditis elegans"
-        assert f["general/subject/sex"][()].decode() == "XX"
+        assert f["general/subject/species"][()].decode() == "http://purl.obolibrary.org/obo/NCBITaxon_6239"
+        assert f["general/subject/sex"][()].decode() == "O"        # DANDI's code for the hermaphrodite
         assert "processing/Behavior/velocity/velocity" in f
         notes = json.loads(f["general/notes"][()].decode())
     assert "SAAD?" in labels and "" in labels and "AVAR" in labels        # uncertain kept, unlabelled empty
@@ -91,7 +180,7 @@ def test_grid_series_is_optional_and_the_reader_still_takes_the_native_traces(mi
     ds = open_activity(mirror_store[0])
     worm = "Dag2023/2022-07-27-45"
     rec = worm_record(ds, worm)
-    path = write_nwb(build_nwbfile(rec, ExportParams(grid=True), "test"), tmp_path / "g.nwb")
+    path = write_nwb(build_nwbfile(rec, ExportParams(grid=True, metadata={"age": "P3D"}), "test"), tmp_path / "g.nwb")
     with h5py.File(path, "r") as f:
         grid = f["processing/CalciumActivity/HomogenizedFluor/HomogenizedCalciumResponseSeries"]
         assert grid["data"].shape == (962, int(ds.n_rois.sel(worm=worm)))
@@ -148,8 +237,9 @@ def test_community_files_with_extension_types_read_without_the_extension_package
         del table["ID_labels"]
         table["ID_labels"] = np.array([b"AVAL", b"AVAL?", b"", b"SAADL", b"SAADR"], dtype=object).astype("S")
         table["ID_labels_index"] = np.array([2, 3, 5])
-        spec = f.require_group("specifications").create_group("ndx-multichannel-volume/0.1.12")
-        spec["namespace"] = json.dumps({"namespaces": [{"name": "ndx-multichannel-volume"}]})
+        spec = f.require_group("specifications").require_group("ndx-multichannel-volume/0.1.12")
+        if "namespace" not in spec:          # pynwb caches the namespace once an export loaded it
+            spec["namespace"] = json.dumps({"namespaces": [{"name": "ndx-multichannel-volume"}]})
     rec = read_recordings(path)[0]
     np.testing.assert_array_equal(rec.traces, x)
     assert rec.roi_labels == ["AVAL/AVAL?", "", "SAADL/SAADR"]
