@@ -25,6 +25,9 @@ import numpy as np  # noqa: E402
 
 from activity import open_activity  # noqa: E402
 from activity.nwb import ExportParams, build_nwbfile, check_nwb, worm_record, write_nwb  # noqa: E402
+
+# the files state no age and DANDI needs one: the bench states one, as a user would
+PARAMS = ExportParams(metadata={"age": "P3D", "age_reference": "birth"})
 from activity.readers import read_recordings  # noqa: E402
 from pipeline.export import nwb_path  # noqa: E402
 from pipeline.ingest import ingest_activity  # noqa: E402
@@ -49,7 +52,7 @@ def main() -> None:
         for worm in ds.worm.values.tolist():
             path = nwb_path(Path(tmp) / "nwb", worm)
             rec, t_rec = timed(lambda: worm_record(ds, worm))
-            _, t_write = timed(lambda: write_nwb(build_nwbfile(rec, ExportParams(), "bench"), path))
+            _, t_write = timed(lambda: write_nwb(build_nwbfile(rec, PARAMS, "bench"), path))
             problems, t_check = timed(lambda: check_nwb(path))
             _, t_read = timed(lambda: read_recordings(path, format="nwb"))
             src = Path(rec["source_file"])
