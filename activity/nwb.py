@@ -202,6 +202,8 @@ def _session_start(worm: dict) -> datetime:
 
 def worm_record(ds, worm: str) -> dict:
     """One worm of an opened activity store, loaded and trimmed to what it recorded."""
+    from activity.store import store_fact
+
     if worm not in set(ds.worm.values.tolist()):
         raise ExportError(f"worm {worm!r} is not in the store")
     w = ds.sel(worm=worm).compute()      # one read of this worm's chunks instead of one per variable
@@ -237,7 +239,7 @@ def worm_record(ds, worm: str) -> dict:
         "roi_confidence": np.asarray(w.roi_label_confidence.values[:n_rois], dtype=np.float64),
         "grid_t": grid_t, "grid": np.asarray(w.roi_calcium.values[inside][:, :n_rois], dtype=np.float64),
         "behavior": behavior, "metadata": metadata, "native_median_dt": float(w.native_median_dt.values),
-        "store_attrs": {"dt": ds.attrs.get("dt"), "homogenize_params": ds.attrs.get("homogenize_params", "")},
+        "store_attrs": {"dt": store_fact(ds, "dt"), "homogenize_params": store_fact(ds, "homogenize_params")},
     }
 
 

@@ -97,7 +97,7 @@ def _attrs(path: Path) -> dict:
 
 
 # facts every activity store states: a store without one is refused, never read with a default
-REQUIRED_FACTS = ("dt", "homogenize_params", "n_worms", "extent", "wormflow_version")
+REQUIRED_FACTS = ("dt", "homogenize_params", "n_worms", "extent", "wormflow_version", "provenance")
 
 
 def store_fact(ds: "xr.Dataset", name: str) -> float | str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity, wormflow_version
+from activity.store import open_activity, store_fact, wormflow_version
 from analysis import tsnet
 from connectome.errors import WormflowError
 from pipeline.cluster import compute_with_progress, dask_client
@@ -41,7 +41,7 @@ def provenance_attrs(analysis: str, store, ds, worms=None) -> dict:
     the sha256 of each worm's raw file."""
     attrs = {"wormflow_analysis": analysis, "wormflow_version": wormflow_version(),
              "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
-             "store_provenance": json.dumps(json_safe(ds.attrs.get("provenance", {})), default=str)}
+             "store_provenance": json.dumps(json_safe(store_fact(ds, "provenance")), default=str)}
     if worms is not None:
         worms = [str(w) for w in worms]
         attrs["source_sha256"] = json.dumps(dict(zip(worms, map(str, ds.source_sha256.sel(worm=worms).values))))
@@ -71,7 +71,7 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
     result.attrs.update({
         **provenance_attrs("tsnet", store, ds),
         "variable": variable,
-        "store_homogenize_params": ds.attrs.get("homogenize_params", ""),
+        "store_homogenize_params": store_fact(ds, "homogenize_params"),
     })
     n = result["n_samples"].values.ravel()
     result.attrs["median_trace_length"] = int(np.median(n[n > 0])) if (n > 0).any() else 0

@@ -19,7 +19,7 @@ from string import Template
 
 import numpy as np
 
-from activity.store import wormflow_version
+from activity.store import store_fact, wormflow_version
 from connectome.atomic import recover, swap_in
 from connectome.errors import WormflowError
 
@@ -80,7 +80,9 @@ def _strs(values) -> list[str]:
 
 
 def _safe(s: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in s) or "data"
+    from pipeline.export import safe_component
+
+    return safe_component(s)
 
 
 def _lists(values: list[np.ndarray], dtype):
@@ -225,7 +227,7 @@ def publish_activity(store: Path, folder: Path, repo: str) -> Collection:
     _write_config(col, "worms", wcols)
     datasets = sorted(set(rows["source_dataset"]))
     shas = list(dict.fromkeys(worms["raw_data_sha256"]))
-    prov = ds.attrs.get("provenance", {})
+    prov = store_fact(ds, "provenance")
     prov = json.loads(prov) if isinstance(prov, str) else prov
     extra = [i["sha256"] for i in prov.get("last_ingest", {}).get("inputs", []) if i.get("sha256")]
     licences, _ = _licences(list(dict.fromkeys(shas + extra)))
@@ -235,7 +237,7 @@ def publish_activity(store: Path, folder: Path, repo: str) -> Collection:
                 ["neuroscience", "c-elegans", "calcium-imaging", "whole-brain", "time-series"],
                 {"n_worms": ds.sizes["worm"], "n_datasets": len(datasets), "n_rows": len(rows["roi"]),
                  "n_labelled": int(sum(rows["is_labeled_neuron"])), "dt": dt,
-                 "homogenize_params": ds.attrs.get("homogenize_params", ""), "repo": repo,
+                 "homogenize_params": store_fact(ds, "homogenize_params"), "repo": repo,
                  "sources": sources, "licences": licences, "citations": _cite(datasets)}, "neurons")
     return col
 

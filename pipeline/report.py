@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import wormflow_version
+from activity.store import store_fact, wormflow_version
 
 
 def _table(headers, rows) -> str:
@@ -71,7 +71,7 @@ def write_report(root: Path, config, result) -> Path:
                             "Neuron-by-worm coverage: green where a labelled ROI recorded the neuron.</figcaption>"
                             "</figure>")
         ds = open_activity(store)
-        prov = json.loads(json.dumps(ds.attrs.get("provenance", {}), default=str))
+        prov = json.loads(json.dumps(store_fact(ds, "provenance"), default=str))
         inputs += [("activity", i["file"], i["sha256"]) for i in prov.get("last_ingest", {}).get("inputs", [])]
     cstore = root / "connectome.zarr"
     if cstore.exists():
