@@ -38,12 +38,12 @@ demo: install
 
 bench: install
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
-	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome_ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py
 	$(BIN)/python bench/ntf.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/nwb.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/publish.py
-	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/pipeline.py
+	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/pipeline_run.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/hmmglm.py
 	$(BIN)/python bench/langevin.py
 

@@ -33,9 +33,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from activity.raw import RawRecording
-from connectome.errors import LabelError, RecordingError
-from connectome.labels import parse_label
-from connectome.neurons import neuron_index, neuron_names
+from wormflow.core.errors import LabelError, RecordingError
+from wormflow.core.labels import parse_label
+from wormflow.core.neurons import neuron_index, neuron_names
 
 if TYPE_CHECKING:
     import xarray as xr

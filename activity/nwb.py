@@ -38,7 +38,6 @@ pynwb's own ``load_namespaces`` (:func:`wormid_types`).
 from __future__ import annotations
 
 import json
-import os
 import re
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -47,7 +46,8 @@ from pathlib import Path
 
 import numpy as np
 
-from connectome.errors import WormflowError
+from wormflow.core.atomic import replacing
+from wormflow.core.errors import WormflowError
 
 SPECIES = "Caenorhabditis elegans"
 MODULE = "CalciumActivity"
@@ -362,15 +362,9 @@ def write_nwb(nwbfile, path: str | Path, *, overwrite: bool = False) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
         raise ExportError(f"{path} exists; pass --overwrite to replace it")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(f".{path.stem}.partial-{os.getpid()}.nwb")
-    try:
+    with replacing(path) as partial:
         with NWBHDF5IO(str(partial), "w") as io:
             io.write(nwbfile)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
     return path
 
 

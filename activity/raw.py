@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connectome.errors import RecordingError
+from wormflow.core.errors import RecordingError
 
 # The descriptive metadata every reader returns under these names when its file states
 # them (the lab's other facts keep their own names beside them). Nothing is filled in

@@ -30,7 +30,6 @@ import shutil
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,9 +39,10 @@ from activity import zarr_io
 from activity import zarr_layout as layout
 from activity.homogenize import HomogenizeParams, Worm
 from activity.zarr_layout import chunk_per_worm, conform, coordinates_of, dims_of, fill_for, xarray_attrs
-from connectome.atomic import recover, swap_in
-from connectome.errors import StoreError
-from connectome.neurons import FLOAT_COLUMNS, neuron_names, registry_columns
+from wormflow.core.atomic import recover, swap_in
+from wormflow.core.errors import StoreError
+from wormflow.core.provenance import package_version, wormflow_version
+from wormflow.core.neurons import FLOAT_COLUMNS, neuron_names, registry_columns
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -62,13 +62,6 @@ FACT_DTYPES = {**{k: np.dtype(object) for k in PER_WORM_COORDS},
                **{k: np.dtype(object) for k in PER_WORM_TEXT}}
 
 warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
-
-
-def wormflow_version() -> str:
-    try:
-        return importlib_metadata.version("wormflow")
-    except importlib_metadata.PackageNotFoundError:
-        return "0+unknown"
 
 
 # ---------------------------------------------------------------- atomic swap
@@ -415,15 +408,11 @@ class StoreWriter:
             "dt": self.params.dt, "homogenize_params": self.params.to_json(),
             "n_worms": self._n, "extent": self._extent,
             "capacity": self._capacity, "created": self._attrs.get("created", now), "updated": now,
-            "versions": {m: _version(m) for m in ("numpy", "scipy", "xarray", "zarr", "h5py", "dask")},
+            "versions": {m: package_version(m) for m in ("numpy", "scipy", "xarray", "zarr", "h5py", "dask")},
             "provenance": self.provenance,
         }
         # the arrays' metadata consolidated in the group's zarr.json, as zarr.consolidate_metadata does
         self._thread.submit(lambda: zarr_io.write_group(self.staging, attrs, self._open_arrays())).result()
 
 
-def _version(module: str) -> str:
-    try:
-        return importlib_metadata.version(module)
-    except importlib_metadata.PackageNotFoundError:
-        return ""
+

@@ -35,7 +35,7 @@ from numcodecs import GZip, Zstd
 from numcodecs.blosc import Blosc
 from numcodecs.vlen import VLenUTF8
 
-from connectome.errors import StoreError
+from wormflow.core.errors import StoreError
 
 _SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 _SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from activity.zarr_io import string_as_object
-from connectome.errors import StoreError
+from wormflow.core.errors import StoreError
 
 BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
 K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)

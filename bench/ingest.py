@@ -50,7 +50,7 @@ if mode == "floor":
     n = len(files)
 elif mode == "sha256":                   # the provenance checksums ingest must compute, alone
     import glob
-    from pipeline.ingest import sha256_of
+    from wormflow.core.provenance import sha256_of
     files = sorted(glob.glob(arg + "/activity/Dag2023/*/*.h5"))
     t0 = time.perf_counter()
     for fn in files + glob.glob(arg + "/activity/Dag2023/*.jld2"):

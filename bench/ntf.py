@@ -26,13 +26,10 @@ Run: .venv/bin/python bench/ntf.py   (WORMFLOW_MIRROR picks the mirror; `make de
 from __future__ import annotations
 
 import importlib.util
-import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
 
 import numpy as np  # noqa: E402
 

@@ -11,15 +11,12 @@ Run: WORMFLOW_MIRROR=../shared/data .venv/bin/python bench/nwb.py
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 

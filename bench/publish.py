@@ -11,15 +11,12 @@ Run: WORMFLOW_MIRROR=../shared/data .venv/bin/python bench/publish.py
 from __future__ import annotations
 
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 ROOT = HERE.parent
-sys.path.insert(0, str(ROOT))
 
 from pipeline.analyze import tsnet_on_store  # noqa: E402
 from pipeline.connectome_ingest import ingest_connectomes  # noqa: E402

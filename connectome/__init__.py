@@ -1,9 +1,10 @@
-"""Canonical neuron registry and connectome readers."""
+"""Connectome readers, the connectome store and graphs; the neuron registry's names are
+re-exported from its home, :mod:`wormflow.core`."""
 
-from connectome.errors import (FormatError, LabelError, RecordingError, StoreError,
-                               UnknownFormatError, WormflowError)
-from connectome.labels import LabelParse, canonical_label, parse_label
-from connectome.neurons import classes, neuron_index, neuron_names, neuron_table
+from wormflow.core.errors import (FormatError, LabelError, RecordingError, StoreError, UnknownFormatError,
+                                  WormflowError)
+from wormflow.core.labels import LabelParse, canonical_label, parse_label
+from wormflow.core.neurons import classes, neuron_index, neuron_names, neuron_table
 
 __all__ = [
     "WormflowError", "FormatError", "UnknownFormatError", "RecordingError", "StoreError",

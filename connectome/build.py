@@ -1,8 +1,8 @@
 """Turn a source as read (:class:`connectome.raw.RawConnectome`) into layers on the registry.
 
-* Names go through :func:`connectome.labels.parse_label`; a name that is not one of the
+* Names go through :func:`wormflow.core.labels.parse_label`; a name that is not one of the
   302 neurons is looked up among the known non-neuronal and male cells
-  (:func:`connectome.neurons.other_cells`); anything else is reported as unknown, never
+  (:func:`wormflow.core.neurons.other_cells`); anything else is reported as unknown, never
   guessed. Every edge stays in the long-form table with its raw names.
 * Layers are 302 x 302, ``[pre, post]``. A pair is NaN unless the source covered both
   neurons; covered pairs without an edge are 0. A neuron is covered only where the
@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from connectome.labels import parse_label
-from connectome.neurons import neuron_index, other_cells
+from wormflow.core.labels import parse_label
+from wormflow.core.neurons import neuron_index, other_cells
 from connectome.raw import RawConnectome
 
 

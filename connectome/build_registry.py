@@ -1,4 +1,4 @@
-"""Rebuild ``connectome/data/neurons.csv`` from the real tables of the local mirror.
+"""Rebuild ``wormflow/core/data/neurons.csv`` (the registry every package stands on) from the real tables of the local mirror.
 
 The committed CSV is what the package ships; this module documents (and tests check)
 how it was derived:
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 _PADDED = re.compile(r"^([A-Z]+)0+(\d+)$")
 COLUMNS = [
@@ -104,7 +104,7 @@ def _text(value) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     mirror = Path(argv[0]) if argv else Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    out = Path(__file__).with_name("data") / "neurons.csv"
+    out = Path(__file__).resolve().parents[1] / "wormflow" / "core" / "data" / "neurons.csv"
     build_table(mirror).to_csv(out, index=False)
     build_other_cells(mirror).to_csv(out.with_name("other_cells.csv"), index=False)
     print(f"wrote {out} and {out.with_name('other_cells.csv')}")

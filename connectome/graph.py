@@ -6,7 +6,7 @@ import networkx as nx
 import numpy as np
 import xarray as xr
 
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 
 
 def _layer(ds: xr.Dataset, kind: str) -> xr.DataArray:

@@ -24,10 +24,10 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from connectome.atomic import recover, swap_in
+from wormflow.core.atomic import recover, swap_in
 from connectome.build import BuiltSource
-from connectome.errors import StoreError
-from connectome.neurons import neuron_names, neuron_table
+from wormflow.core.errors import StoreError
+from wormflow.core.neurons import neuron_names, neuron_table
 from connectome.raw import KINDS, RawConnectome
 
 STORE_FORMAT = "wormflow-connectome/1"

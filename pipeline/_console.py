@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.markup import escape
 
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 
 console = Console(stderr=True)
 

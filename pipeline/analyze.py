@@ -8,9 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity, store_fact, wormflow_version
+from activity.store import open_activity, store_fact
+from wormflow.core.provenance import wormflow_version
 from analysis import tsnet
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 from pipeline.cluster import compute_with_progress, dask_client
 from pipeline.storage import json_safe, write_zarr_atomic
 

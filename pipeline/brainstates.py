@@ -11,7 +11,7 @@ import numpy as np
 
 from activity.store import open_activity
 from analysis import brainstates, hmmglm
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, write_zarr_atomic
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
 from activity.readers import READERS
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 from pipeline._console import WormflowGroup, _exit_if_failed, _or_exit, console
 from pipeline.cli_analyze import analyze
 

@@ -57,7 +57,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 
 STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish", "report")
 

@@ -8,12 +8,11 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from activity.store import wormflow_version
 from connectome.build import build
-from connectome.errors import WormflowError, failure_message
+from wormflow.core.errors import WormflowError, failure_message
 from connectome.readers import COMPANIONS, read_connectome
 from connectome.store import open_connectome, write_connectome
-from pipeline.ingest import sha256_of
+from wormflow.core.provenance import sha256_of, wormflow_version
 
 
 @dataclass

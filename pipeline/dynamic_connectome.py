@@ -12,7 +12,7 @@ import numpy as np
 
 from activity.store import open_activity, store_fact
 from analysis import affinity, ntf
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.cluster import dask_client
 from pipeline.storage import write_zarr_atomic

@@ -10,7 +10,8 @@ from typing import Callable
 
 from activity.nwb import (ExportError, ExportParams, build_nwbfile, check_nwb, missing_for_dandi, worm_record,
                           write_nwb)
-from activity.store import open_activity, wormflow_version
+from activity.store import open_activity
+from wormflow.core.provenance import wormflow_version
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -12,8 +11,9 @@ from typing import Callable, Iterable
 
 from activity.homogenize import HomogenizeParams, homogenize_worm
 from activity.readers import detect, read_recordings
-from activity.store import StoreWriter, wormflow_version
-from connectome.errors import failure_message
+from activity.store import StoreWriter
+from wormflow.core.errors import failure_message
+from wormflow.core.provenance import sha256_of, wormflow_version
 
 _DATASET_DIR = re.compile(r"^[A-Z][A-Za-z]+\d{4}[a-z]?$")     # Dag2023, Scholz2018, Kato2015
 
@@ -28,14 +28,6 @@ class IngestReport:
     @property
     def ok(self) -> bool:
         return not self.failed
-
-
-def sha256_of(path: Path, block: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # Files with these extensions under a folder are taken even when no reader recognises

@@ -10,7 +10,7 @@ import numpy as np
 
 from activity.store import open_activity, store_fact
 from analysis import brainstates
-from connectome.errors import WormflowError
+from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, save_checkpoint, write_zarr_atomic
 

@@ -19,9 +19,10 @@ from string import Template
 
 import numpy as np
 
-from activity.store import store_fact, wormflow_version
-from connectome.atomic import recover, swap_in
-from connectome.errors import WormflowError
+from activity.store import store_fact
+from wormflow.core.provenance import wormflow_version
+from wormflow.core.atomic import recover, replacing, swap_in
+from wormflow.core.errors import WormflowError
 
 CARDS = Path(__file__).resolve().parents[1] / "data_cards"
 ROWS_PER_SHARD = 2000
@@ -47,11 +48,9 @@ def _write_table(columns: dict, path: Path) -> None:
     import pyarrow.parquet as pq
 
     table = pa.table(columns)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(table, tmp, compression="zstd", compression_level=3, use_dictionary=True,
-                   write_statistics=True, row_group_size=ROWS_PER_SHARD)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=3, use_dictionary=True,
+                       write_statistics=True, row_group_size=ROWS_PER_SHARD)
 
 
 def _write_config(col: Collection, config: str, columns: dict, shard_by: list[str] | None = None) -> None:
@@ -153,7 +152,7 @@ def publish_activity(store: Path, folder: Path, repo: str) -> Collection:
     import pyarrow as pa
 
     from activity.store import open_activity
-    from connectome.neurons import neuron_index
+    from wormflow.core.neurons import neuron_index
 
     ds = open_activity(store).load()
     col = Collection("activity", folder)
@@ -246,7 +245,7 @@ def publish_connectome(store: Path, folder: Path, repo: str) -> Collection:
     import pyarrow as pa
 
     from connectome.graph import consensus
-    from connectome.neurons import neuron_table
+    from wormflow.core.neurons import neuron_table
     from connectome.store import open_connectome
 
     ds = open_connectome(store).load()

@@ -23,7 +23,9 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable
 
-from connectome.errors import WormflowError
+from wormflow.core.atomic import replacing
+from wormflow.core.errors import WormflowError
+from wormflow.core.provenance import sha256_of
 
 if TYPE_CHECKING:
     from pipeline.config import Config
@@ -77,8 +79,6 @@ def select(names: Iterable[str] = ()) -> list[Entry]:
 
 
 def _sha256(path: Path) -> str:
-    from pipeline.ingest import sha256_of
-
     return sha256_of(path)
 
 
@@ -123,9 +123,8 @@ def fetch(entries: Iterable[Entry], dest: str | Path, *, mirror: str | Path | No
                 source = verify(e, mirror / e.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 if source.resolve() != target.resolve():
-                    partial = target.with_name(f".{target.name}.partial")
-                    shutil.copyfile(source, partial)
-                    os.replace(partial, target)
+                    with replacing(target) as partial:
+                        shutil.copyfile(source, partial)
                 done.append(verify(e, target))
             else:
                 done.append(_download(e, target))

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import store_fact, wormflow_version
+from activity.store import store_fact
+from wormflow.core.provenance import wormflow_version
 
 
 def _table(headers, rows) -> str:

@@ -27,9 +27,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from activity.store import wormflow_version
-from connectome.atomic import swap_in
-from connectome.errors import WormflowError, failure_message
+from wormflow.core.provenance import wormflow_version
+from wormflow.core.atomic import swap_in
+from wormflow.core.errors import WormflowError, failure_message
 from pipeline.config import Config
 from pipeline.registry import mirror_dir, resolve_sources
 from pipeline.tasks import connectome_task, export_task, hmmglm_task, ingest_file_task, write_json_atomic
@@ -154,7 +154,8 @@ class Runner:
         from activity.homogenize import HomogenizeParams
         from activity.readers.flavell_h5 import find_labels_file
         from activity.store import StoreWriter
-        from pipeline.ingest import discover, sha256_of
+        from pipeline.ingest import discover
+        from wormflow.core.provenance import sha256_of
 
         hp = HomogenizeParams(**params)
         jobs = []
@@ -187,7 +188,7 @@ class Runner:
     def _build_store(self, store: Path, hp, good, writer_cls) -> None:
         import xarray as xr
 
-        from pipeline.ingest import sha256_of
+        from wormflow.core.provenance import sha256_of
 
         build = self.wd.meta / "build" / "activity.zarr"
         shutil.rmtree(build, ignore_errors=True)
@@ -210,7 +211,7 @@ class Runner:
 
     def ingest_connectome(self, params: dict) -> StageResult:
         from pipeline.connectome_ingest import discover_connectomes
-        from pipeline.ingest import sha256_of
+        from wormflow.core.provenance import sha256_of
 
         paths = [s["path"] for s in resolve_sources(self.config, "connectome", self.wd.root / "raw", self.mirror)]
         if not paths:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from connectome.atomic import recover, swap_in
+from wormflow.core.atomic import recover, replacing, swap_in
 
 
 def object_strings(ds: xr.Dataset) -> xr.Dataset:
@@ -77,10 +77,8 @@ def save_checkpoint(result, path: str | Path) -> Path:
     """A LangevinFlow fit as ``.npz`` of plain arrays (no pickled objects), written
     atomically: a killed write leaves the previous checkpoint in place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial.npz")
-    np.savez(tmp, **result.to_arrays())
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        np.savez(tmp, **result.to_arrays())
     return path
 
 

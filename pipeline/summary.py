@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import open_activity, store_fact
-from connectome.neurons import neuron_names
+from wormflow.core.neurons import neuron_names
 
 ROI_STATUSES = {"labelled", "unlabelled", "uncertain", "unmapped", "duplicate", ""}
 

@@ -5,26 +5,24 @@ bad input fails alone and the run lists it in ``failures.json``."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from activity.store import wormflow_version
-from connectome.errors import WormflowError, failure_message
+from wormflow.core.provenance import wormflow_version
+from wormflow.core.atomic import write_bytes_atomic
+from wormflow.core.errors import WormflowError, failure_message
 
 
 def write_json_atomic(path: Path, value) -> None:
     """Write ``value`` as JSON to ``path`` by a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(value, indent=1, sort_keys=True, default=str))
-    os.replace(tmp, path)
+    write_bytes_atomic(path, json.dumps(value, indent=1, sort_keys=True, default=str).encode())
 
 
 def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_json: str, cache: str) -> dict:
     """Read and homogenize one file into the cache folder (skipped when already there)."""
     from activity.homogenize import HomogenizeParams, homogenize
     from activity.readers import read_recordings
-    from pipeline.ingest import dataset_name, sha256_of
+    from pipeline.ingest import dataset_name
+    from wormflow.core.provenance import sha256_of
     from pipeline.storage import write_zarr_atomic
 
     cache_dir = Path(cache)

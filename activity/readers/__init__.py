@@ -14,7 +14,7 @@ from types import ModuleType
 from activity.raw import RawRecording, check_recording
 from activity.readers import (flavell_h5, leifer_text, lin_mat, nwb, venkatachalam_csv,
                               yemini_mat, zimmer_mat)
-from connectome.errors import FormatError, UnknownFormatError, WormflowError
+from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError
 
 _MODULES: tuple[ModuleType, ...] = (
     flavell_h5, nwb, zimmer_mat, yemini_mat, lin_mat, leifer_text, venkatachalam_csv,

@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # a dataset whose declared bytes exceed this many times what it stores is refused, when
@@ -68,7 +68,6 @@ def check_contained(f: h5py.File, path: Path) -> None:
 
 @contextmanager
 def open_hdf5(path: Path):
-    name = Path(path).name
     try:
         f = h5py.File(path, "r")
     except OSError as exc:

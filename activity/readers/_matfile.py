@@ -13,7 +13,7 @@ import h5py
 import numpy as np
 
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 MAT_V5_MAGIC = b"MATLAB 5.0 MAT-file"
 MAT_V73_MAGIC = b"MATLAB 7.3 MAT-file"

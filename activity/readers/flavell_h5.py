@@ -25,7 +25,7 @@ import numpy as np
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
 from activity.readers._jld2 import JLD2Error, JLD2File, decode, dict_entries, dict_fields, tuple_field_raw
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "flavell_h5"
 DESCRIPTION = "Flavell lab HDF5, gcamp/trace_array + timing/timestamp_confocal"

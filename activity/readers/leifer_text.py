@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.raw import RawRecording
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "leifer_text"
 DESCRIPTION = "Leifer lab text triplet {i}_gcamp.txt / {i}_labels.txt / {i}_t.txt"

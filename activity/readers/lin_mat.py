@@ -14,7 +14,7 @@ import numpy as np
 
 from activity.raw import RawRecording
 from activity.readers._matfile import as_text_label, is_mat, load_mat, variable_names
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "lin_mat"
 DESCRIPTION = "Lin 2023 .mat: corrected_F/proofread_neurons/use_flag/times"

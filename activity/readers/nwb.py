@@ -26,7 +26,7 @@ import numpy as np
 
 from activity.raw import RawRecording, Series
 from activity.readers._hdf5 import is_hdf5, open_hdf5, read_array
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "nwb"
 DESCRIPTION = "NWB 2.x HDF5: community layout (processing/CalciumActivity, ID_labels) or legacy one-TimeSeries-per-neuron"

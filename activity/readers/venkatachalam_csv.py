@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.raw import RawRecording
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "venkatachalam_csv"
 DESCRIPTION = "Venkatachalam lab CSV: 'neuron' column + one numeric-titled column per time point"

@@ -16,7 +16,7 @@ import numpy as np
 
 from activity.raw import RawRecording
 from activity.readers._matfile import is_mat, load_mat, variable_names
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "yemini_mat"
 DESCRIPTION = "Yemini 2021 NeuroPAL .mat: fps/files/neurons/is_L/norm_traces"

@@ -23,7 +23,7 @@ import numpy as np
 from activity.raw import RawRecording
 from activity.readers._matfile import (as_2d, as_text_label, is_mat, load_mat, require_field,
                                        variable_names)
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 FORMAT = "zimmer_mat"
 DESCRIPTION = "Zimmer lab .mat (v5/v7.3): struct of per-worm cells traces/IDs/timeVectorSeconds"

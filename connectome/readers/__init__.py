@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from connectome.errors import FormatError, UnknownFormatError, WormflowError
+from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError
 from connectome.raw import RawConnectome
 from connectome.readers import (bentley_csv, cook_edgelist, cook_si5, fenyves_xlsx, funatlas_h5,
                                 nemanode_json, openworm_xls, prepost_table, randi_anatomical,

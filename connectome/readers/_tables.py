@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 
 def column_letter(index: int) -> str:

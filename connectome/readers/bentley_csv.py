@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 
 FORMAT = "bentley_csv"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import Matrix, RawConnectome, matrix_edges
 from connectome.readers._tables import excel_sheets, matrix_block, read_sheet
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 from connectome.readers._tables import column_letter, excel_sheets, read_sheet, text_column
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import Matrix, RawConnectome
 
 FORMAT = "funatlas_h5"

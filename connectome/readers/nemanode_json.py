@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 
 FORMAT = "nemanode_json"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 from connectome.readers._tables import excel_sheets, header_table, numeric_column, read_sheet, text_column
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 from connectome.readers._tables import (excel_sheets, header_table, numeric_column, read_sheet,
                                         read_text_table, text_column)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import Matrix, RawConnectome, matrix_edges
 
 FORMAT = "randi_anatomical"

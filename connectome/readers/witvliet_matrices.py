@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import Matrix, RawConnectome, matrix_edges
 from connectome.readers._tables import excel_sheets, matrix_block, read_sheet
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from connectome.raw import RawConnectome, edge_frame
 from connectome.readers._tables import numeric_column, read_text_table, text_column
 

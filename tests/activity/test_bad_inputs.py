@@ -8,7 +8,7 @@ import pytest
 from activity.homogenize import HomogenizeParams, homogenize
 from activity.raw import RawRecording
 from activity.readers import read_recordings
-from connectome.errors import FormatError, LabelError, RecordingError, UnknownFormatError
+from wormflow.core.errors import FormatError, LabelError, RecordingError, UnknownFormatError
 from tests.activity import layouts
 
 T = np.arange(100) * 0.5

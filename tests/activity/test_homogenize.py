@@ -142,7 +142,7 @@ def test_a_wider_gap_tolerance_keeps_more_grid_points_and_is_a_stated_parameter(
 def test_a_recording_without_signal_or_units_is_refused():
     import pytest
 
-    from connectome.errors import RecordingError
+    from wormflow.core.errors import RecordingError
 
     rec = _gappy_recording()
     rec.units = ""

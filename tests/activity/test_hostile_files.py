@@ -19,7 +19,7 @@ from activity.homogenize import homogenize
 from activity.raw import RawRecording
 from activity.readers import read_recordings
 from activity.readers._jld2 import _MESSAGE_HEAD, JLD2File
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from tests.activity import layouts
 
 BIN = Path(sys.executable).parent

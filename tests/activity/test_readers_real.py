@@ -6,7 +6,7 @@ import pytest
 
 from activity.homogenize import homogenize
 from activity.readers import detect, read_recordings
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 
 # Certain, unique identities per worm in NeuroPAL_labels_dict.jld2: its entries minus the
 # '?' labels (kept uncertain) and the two ROIs both labelled URADL in 2022-07-27-38.

@@ -9,7 +9,7 @@ import pytest
 
 from activity.homogenize import homogenize
 from activity.readers import read_recordings
-from connectome.errors import FormatError
+from wormflow.core.errors import FormatError
 from tests.activity import layouts
 
 RNG = np.random.default_rng(3)

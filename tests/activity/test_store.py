@@ -12,7 +12,7 @@ from activity.homogenize import HomogenizeParams, homogenize
 from activity.raw import RawRecording, Series
 from activity.store import StoreWriter
 from connectome import neuron_names
-from connectome.errors import StoreError
+from wormflow.core.errors import StoreError
 
 
 def _rec(worm_id, n_frames, labels, seed=0, behavior=True):

@@ -10,7 +10,7 @@ import zarr
 from zarr.codecs import BloscCodec
 
 from activity import zarr_io
-from connectome.errors import StoreError
+from wormflow.core.errors import StoreError
 
 CASES = [
     ("float32", (5, 70, 9), (1, 32, 9), np.nan),

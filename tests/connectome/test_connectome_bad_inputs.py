@@ -5,7 +5,7 @@ from __future__ import annotations
 import openpyxl
 import pytest
 
-from connectome.errors import FormatError, UnknownFormatError
+from wormflow.core.errors import FormatError, UnknownFormatError
 from connectome.readers import read_connectome
 from pipeline.connectome_ingest import ingest_connectomes
 

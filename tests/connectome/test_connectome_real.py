@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from connectome.graph import consensus, to_networkx
-from connectome.neurons import neuron_names
+from wormflow.core.neurons import neuron_names
 from connectome.store import open_connectome
 from pipeline.connectome_ingest import ingest_connectomes
 

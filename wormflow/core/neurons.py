@@ -19,7 +19,7 @@ FLOAT_COLUMNS = ("x_um", "y_um", "z_um")
 @lru_cache(maxsize=1)
 def registry_rows() -> tuple[dict[str, str], ...]:
     """The registry as plain rows of text, in registry order (no pandas)."""
-    with resources.files("connectome").joinpath("data/neurons.csv").open(newline="") as fh:
+    with resources.files("wormflow.core").joinpath("data/neurons.csv").open(newline="") as fh:
         return tuple(csv.DictReader(fh))
 
 
@@ -39,7 +39,7 @@ def neuron_table():
     """The registry as a pandas DataFrame indexed by neuron name."""
     import pandas as pd
 
-    with resources.files("connectome").joinpath("data/neurons.csv").open() as fh:
+    with resources.files("wormflow.core").joinpath("data/neurons.csv").open() as fh:
         table = pd.read_csv(fh, dtype={"lr": str, "dv": str, "neurotransmitter": str,
                                        "alternative_neurotransmitter": str}, keep_default_na=False,
                             na_values={c: [""] for c in FLOAT_COLUMNS})
@@ -73,5 +73,5 @@ def classes() -> dict[str, tuple[str, ...]]:
 @lru_cache(maxsize=1)
 def other_cells() -> dict[str, str]:
     """Non-neuronal and male-specific cells named in connectomes: name -> cell type."""
-    with resources.files("connectome").joinpath("data/other_cells.csv").open(newline="") as fh:
+    with resources.files("wormflow.core").joinpath("data/other_cells.csv").open(newline="") as fh:
         return {r["name"]: r["type"] for r in csv.DictReader(fh)}

@@ -4,20 +4,18 @@ Prints the time to read and store every connectome source of the mirror (per fil
 total), then the time to open the store cold and build one networkx graph, and one
 consensus across the whole-animal hermaphrodite sources.
 
-    python bench/connectome.py [--mirror DIR]
+    python bench/connectome_ingest.py [--mirror DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 # this script's own name would shadow the connectome package when run as a script
-sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from connectome.build import build  # noqa: E402
 from connectome.graph import consensus, to_networkx  # noqa: E402

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from connectome.neurons import classes, neuron_index
+from wormflow.core.neurons import classes, neuron_index
 
 _PADDED = re.compile(r"^([A-Z]+)0+(\d+)([A-Z]*)$")
 _SPLIT = re.compile(r"\s*[/|,]\s*")

@@ -1,4 +1,5 @@
-"""Atomic replacement of a store directory, shared by the activity and connectome stores."""
+"""Atomic writing: a directory swapped in whole (the stores, published folders), and a file
+renamed into place (:func:`replacing`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import ctypes
 import errno
 import os
 import shutil
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -46,3 +49,35 @@ def swap_in(staging: Path, path: Path) -> None:
     os.rename(path, previous)
     os.rename(staging, path)
     shutil.rmtree(previous, ignore_errors=True)
+
+
+@contextmanager
+def replacing(path: str | Path):
+    """Write a file under a temporary name beside ``path`` and rename it over ``path`` once
+    the block ends normally: a reader never sees half a file, and a failed or killed write
+    leaves the previous file (or none). The one temp-then-rename writer of wormflow::
+
+        with replacing(out / "x.parquet") as tmp:
+            pq.write_table(table, tmp)
+
+    The temporary name keeps the suffix (libraries that pick a format from it still do),
+    is hidden, and carries the process and thread, so concurrent writers never share one.
+    The data is flushed to disk before the rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.partial-{os.getpid()}-{threading.get_ident()}{path.suffix}")
+    try:
+        yield tmp
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
+    with replacing(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)

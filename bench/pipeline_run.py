@@ -5,7 +5,7 @@ processes, sampled every 0.2 s) of the default run on the mirror in a fresh work
 the wall time of a second run on the same workdir, where every stage is reused. The
 named baseline is the first run: the cached run's time is printed as a fraction of it.
 
-Run: WORMFLOW_MIRROR=../shared/data .venv/bin/python bench/pipeline.py
+Run: WORMFLOW_MIRROR=../shared/data .venv/bin/python bench/pipeline_run.py
 """
 
 from __future__ import annotations
