@@ -88,8 +88,7 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
             for path in files:
                 try:
                     sha = ahead[path].result() if path in ahead else ""
-                    fmt = format or (detected[path][0] if detected.get(path) else None)
-                    recs = read_recordings(path, format=fmt, **(options if _takes_labels(path, fmt) else {}))
+                    recs = read_recordings(path, format=format, claimed=detected.get(path), **options)
                     pending = []
                     for rec in recs:
                         if (sha, rec.worm_id) in existing:
@@ -123,5 +122,4 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     return report
 
 
-def _takes_labels(path: Path, fmt: str | None) -> bool:
-    return (fmt or (detect(path) or [""])[0]) == "flavell_h5"
+

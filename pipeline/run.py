@@ -152,7 +152,7 @@ class Runner:
 
     def ingest_activity(self, params: dict) -> StageResult:
         from activity.homogenize import HomogenizeParams
-        from activity.readers.flavell_h5 import find_labels_file
+        from activity.readers import side_files
         from activity.store import StoreWriter
         from pipeline.ingest import discover
         from wormflow.core.provenance import sha256_of
@@ -161,8 +161,8 @@ class Runner:
         jobs = []
         for src in resolve_sources(self.config, "activity", self.wd.root / "raw", self.mirror):
             for path in discover([src["path"]], src["format"]):
-                labels = find_labels_file(path) if path.is_file() else None
-                key = digest("ingest", sha256_of(path), sha256_of(labels) if labels else "", src["format"],
+                sides = side_files(path, src["format"]) if path.is_file() else []
+                key = digest("ingest", sha256_of(path), [sha256_of(s) for s in sides], src["format"],
                              src["dataset"], hp.to_json(), self.version)
                 jobs.append((path, src, key))
         futures = [self.client.submit(ingest_file_task, str(p), s["format"], s["dataset"], hp.to_json(),

@@ -31,6 +31,7 @@ FORMAT = "flavell_h5"
 DESCRIPTION = "Flavell lab HDF5, gcamp/trace_array + timing/timestamp_confocal"
 DATASET = "Flavell"
 LABELS_FILENAME = "NeuroPAL_labels_dict.jld2"
+OPTIONS = ("labels", "trace")          # read()'s keyword options, for the reader contract
 _LABEL_FIELDS = ("label", "roi_id", "confidence")   # all the reader uses of each label record
 _UID = re.compile(r"^(\d{4}-\d{2}-\d{2}-\d{2})(?:-data)?$")
 _DISCRETE = {"reversal_vec", "pumping_state"}
@@ -72,6 +73,12 @@ def find_labels_file(path: Path) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def side_files(path: Path) -> list[Path]:
+    """The labels file a read of ``path`` opens when none is named (for provenance and caches)."""
+    found = find_labels_file(Path(path)) if Path(path).is_file() else None
+    return [found] if found else []
 
 
 @functools.lru_cache(maxsize=2)
