@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 
 import numpy as np  # noqa: E402
 
-from analysis import brainstates, hmm, hmmglm  # noqa: E402
+from analysis import hmmglm
+from analysis.hmmglm import hmm  # noqa: E402
 
 # issue 8's reference figures: fit s, state acc, F1-macro, balanced acc, test LL per bin, EM epochs
 REFERENCE = {
@@ -62,7 +63,7 @@ def em_iteration_seconds(train, r, prior, repeats: int = 3) -> float:
     """One full-data EM iteration (E-step, M-step) at the fitted parameters, in seconds."""
     from threadpoolctl import threadpool_limits
 
-    d = hmmglm._prepare(hmmglm.as_sequences(train), r.kernel)
+    d = hmmglm.prepare_sequences(hmmglm.as_sequences(train), r.kernel)
     p = r._params()
     p.global_prior = r.global_prior if r.global_prior is not None else np.full(r.weights.shape[1:] + (3,), 1 / 3)
     p.mean = r.weights.mean(0)
@@ -70,8 +71,8 @@ def em_iteration_seconds(train, r, prior, repeats: int = 3) -> float:
     with threadpool_limits(limits=1, user_api="blas"):
         t0 = time.perf_counter()
         for _ in range(repeats):
-            posterior, counts, _ = hmmglm._e_step(d, p, "poisson")
-            hmmglm._m_step(d, posterior[d.seq, d.time], p, prior, "poisson", options, 1)
+            posterior, counts, _ = hmmglm.e_step(d, p, "poisson")
+            hmmglm.m_step(d, posterior[d.seq, d.time], p, prior, "poisson", options, 1)
     return (time.perf_counter() - t0) / repeats
 
 
@@ -101,7 +102,7 @@ def main() -> None:
         _, states = r.decode(test)
         acc = hmm.state_accuracy(d["states_test"], states, perm)
         found = r.connection_types[np.argsort(perm)]      # true state order
-        scores = brainstates.connection_type_scores(d["conn_types"], found)
+        scores = hmmglm.connection_type_scores(d["conn_types"], found)
         werr = float(np.abs(r.weights[np.argsort(perm)] - d["weights"]).mean())
         ll = r.log_likelihood(test)
         per_iter = em_iteration_seconds(train, r, prior)

@@ -88,7 +88,7 @@ def flavell() -> None:
     import tracemalloc
 
     from activity.store import open_activity
-    from analysis.affinity import affinity_tensor
+    from analysis.ntf import affinity_tensor
 
     store = Path(os.environ.get("WORMFLOW_STORE", HERE.parent / "out" / "activity.zarr"))
     if not store.exists():

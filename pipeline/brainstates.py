@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import open_activity
-from analysis import brainstates, hmmglm
+from analysis import hmmglm
+from analysis.sequences import store_sequences
 from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, write_zarr_atomic
@@ -62,13 +63,13 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     store_options = dict(neurons=list(neurons) if neurons else None, max_neurons=max_neurons,
                          min_worm_fraction=min_worm_fraction)
     try:
-        seqs, worm_ids, names = brainstates.store_sequences(ds, **store_options)
+        seqs, worm_ids, names = store_sequences(ds, **store_options)
     except ValueError as exc:
         raise WormflowError(f"{store}: {exc}") from exc
     adj = sign = None
     if connectome is not None:
         adj, sign, connectome_source = anatomy(connectome, names, connectome_source)
-    init = brainstates.connectome_type_prior(adj, sign) if (connectome_prior and adj is not None) else None
+    init = hmmglm.connectome_type_prior(adj, sign) if (connectome_prior and adj is not None) else None
     if connectome_prior and adj is None:
         raise WormflowError("--connectome-prior needs --connectome STORE")
     # the connectome both starts the one-hot prior and stays its hyperprior's mean
@@ -81,16 +82,16 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     if behaviour in ds:
         b = ds[behaviour].sel(worm=worm_ids).values
         states = [result.states[i, :len(s)] for i, s in enumerate(seqs)]
-        summary["behaviour"] = {"variable": behaviour, **brainstates.behaviour_balanced_accuracy(
+        summary["behaviour"] = {"variable": behaviour, **hmmglm.behaviour_balanced_accuracy(
             states, [b[i, :len(s)] for i, s in enumerate(seqs)], n_states)}
     if adj is not None:
         summary["connectome"] = {"source": connectome_source, "used_as_prior": bool(connectome_prior)}
         if result.global_prior is not None:
-            summary["connectome"].update(brainstates.compare_with_connectome(result.global_prior, adj, sign))
+            summary["connectome"].update(hmmglm.compare_with_connectome(result.global_prior, adj, sign))
         else:
             off = ~np.eye(len(names), dtype=bool)          # the plain models: the largest |W| over states
             p_conn = np.abs(result.weights).max(0)
-            summary["connectome"]["auc"] = brainstates.roc_auc(p_conn[off], adj[off])
+            summary["connectome"]["auc"] = hmmglm.roc_auc(p_conn[off], adj[off])
     out_ds = hmmglm.result_dataset(result)
     if adj is not None:
         out_ds["anatomical_synapse"] = (("post", "pre"), adj)

@@ -27,14 +27,14 @@ metadata = ""                                # TOML table per dataset: age, stra
 constructions = ["horizontal", "natural"]
 variable = "calcium"                         # calcium | roi_calcium | native_calcium
 max_gap = 0
-[stages.hmmglm]                              # brain states (analysis/hmmglm.py)
+[stages.hmmglm]                              # brain states (analysis/hmmglm/)
 n_states = 3
 prior = "onehot"                             # onehot | gaussian | none
 max_neurons = 60
 connectome = true                            # compare with (and report against) connectome.zarr
 connectome_prior = false                     # start the one-hot prior from the connectome
 seed = 0
-[stages.ntf]                                 # dynamic functional connectome (analysis/ntf.py)
+[stages.ntf]                                 # dynamic functional connectome (analysis/ntf/)
 rank = 3                                     # components; 0 = choose by stability over ranks 2-6
 bin_s = 5.0
 min_worms = 2

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import open_activity, store_fact
-from analysis import affinity, ntf
+from analysis import ntf
+from analysis.ntf import affinity
 from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.cluster import dask_client

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import open_activity, store_fact
-from analysis import brainstates
+from analysis.sequences import store_sequences
 from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, save_checkpoint, write_zarr_atomic
@@ -41,7 +41,7 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
 
     ds = select_worms(open_activity(store), worms, datasets)
     try:
-        seqs, worm_ids, names = brainstates.store_sequences(ds, max_neurons=max_neurons,
+        seqs, worm_ids, names = store_sequences(ds, max_neurons=max_neurons,
                                                             min_worm_fraction=min_worm_fraction)
     except ValueError as exc:
         raise WormflowError(f"{store}: {exc}") from exc

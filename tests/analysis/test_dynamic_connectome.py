@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis import affinity, communities, ntf
-from analysis.simulate import dynamic_communities
+from analysis import ntf
+from analysis.ntf import affinity, communities
+from analysis.ntf import dynamic_communities
 
 
 def test_affinity_is_high_for_comoving_traces_and_zero_for_opposite_ones():

@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 from scipy.special import logsumexp
 
-from analysis import brainstates, hmm, hmmglm
-from analysis.simulate import hmmglm_sample
+from analysis import hmmglm
+from analysis.hmmglm import hmm
+from analysis.hmmglm import hmmglm_sample
 
 
 def _random_hmm(rng, n_seq=2, n_t=6, n_s=3):
@@ -118,7 +119,7 @@ def test_onehot_prior_recovers_connection_types_best(planted, planted_fits):
     f1 = {}
     for prior, r in planted_fits.items():
         perm = hmm.match_states(planted["states"][:8], r.states, 3)
-        f1[prior] = brainstates.connection_type_scores(planted["conn_types"], r.connection_types[np.argsort(perm)])["f1_macro"]
+        f1[prior] = hmmglm.connection_type_scores(planted["conn_types"], r.connection_types[np.argsort(perm)])["f1_macro"]
     assert f1["onehot"] >= 0.8
     assert f1["onehot"] > f1["none"] and f1["onehot"] > f1["gaussian"]
     r = planted_fits["onehot"]
@@ -191,7 +192,7 @@ def test_reference_protocol_file_meets_the_issue_goals(mirror):
     perm = hmm.match_states(d["states_train"], r.states, 5)
     _, states = r.decode(d["spikes_test"])
     assert hmm.state_accuracy(d["states_test"], states, perm) >= 0.98
-    scores = brainstates.connection_type_scores(d["conn_types"], r.connection_types[np.argsort(perm)])
+    scores = hmmglm.connection_type_scores(d["conn_types"], r.connection_types[np.argsort(perm)])
     assert scores["f1_macro"] >= 0.80
     assert r.log_likelihood(d["spikes_test"]) >= -16.89
 
@@ -199,7 +200,7 @@ def test_reference_protocol_file_meets_the_issue_goals(mirror):
 def test_connection_type_scores_match_hand_counts():
     truth = np.array([-1, -1, 0, 0, 0, 1])
     found = np.array([-1, 0, 0, 0, 1, 1])
-    s = brainstates.connection_type_scores(truth, found)
+    s = hmmglm.connection_type_scores(truth, found)
     assert s["f1_inhibitory"] == pytest.approx(2 * 1 * 0.5 / 1.5)
     assert s["f1_none"] == pytest.approx(2 * (2 / 3) * (2 / 3) / (4 / 3))
     assert s["f1_excitatory"] == pytest.approx(2 * 0.5 * 1 / 1.5)
@@ -212,38 +213,38 @@ def test_roc_auc_matches_pairwise_count_with_ties():
     label = np.array([0, 1, 0, 1, 0], bool)
     pos, neg = score[label], score[~label]
     pairs = [(p > n) + 0.5 * (p == n) for p in pos for n in neg]
-    assert brainstates.roc_auc(score, label) == pytest.approx(np.mean(pairs))
+    assert hmmglm.roc_auc(score, label) == pytest.approx(np.mean(pairs))
 
 
 def test_behaviour_accuracy_maps_states_without_seeing_the_scored_worm():
     states = [np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0]), np.array([0, 1, 0, 1])]
     rev = [np.array([0, 0, 1, 1.]), np.array([1, 1, 0, 0.]), np.array([0, 1, 0, 1.])]
-    out = brainstates.behaviour_balanced_accuracy(states, rev, 2)
+    out = hmmglm.behaviour_balanced_accuracy(states, rev, 2)
     assert out["held_out"] == [1.0, 1.0, 1.0] and out["in_sample_mean"] == 1.0
     flipped = [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1]), np.array([1, 1, 0, 0])]
-    out = brainstates.behaviour_balanced_accuracy(flipped, [np.array([0, 0, 1, 1.])] * 3, 2)
+    out = hmmglm.behaviour_balanced_accuracy(flipped, [np.array([0, 0, 1, 1.])] * 3, 2)
     assert out["held_out"][2] == 0.0            # its map comes from the other two worms
 
 
 def test_connectome_prior_puts_mass_where_synapses_are_and_follows_known_signs():
     adj = np.array([[0, 3], [0, 0]])
     sign = np.array([[np.nan, -1], [np.nan, np.nan]])
-    pi = brainstates.connectome_type_prior(adj, sign)
+    pi = hmmglm.connectome_type_prior(adj, sign)
     np.testing.assert_allclose(pi.sum(-1), 1)
     assert pi[0, 1, 0] > 0.35 and pi[0, 1, 2] < 0.01    # inhibitory synapse
     assert pi[1, 0, 1] > 0.85                           # no synapse: mostly "none"
-    cmp = brainstates.compare_with_connectome(pi, adj, sign)
+    cmp = hmmglm.compare_with_connectome(pi, adj, sign)
     assert cmp["auc"] == 1.0 and cmp["sign_agreement"] == 1.0
 
 
 def test_an_anatomical_prior_pulls_the_learned_prior_toward_the_connectome(planted, planted_fits):
     wired = (planted["conn_types"] != 0).any(0)            # an anatomy that agrees with the truth
-    pi = brainstates.connectome_type_prior(wired)
+    pi = hmmglm.connectome_type_prior(wired)
     anchored = hmmglm.fit(planted["spikes"][:8], 3, prior="onehot", seed=0, global_prior_init=pi, prior_mean=pi)
     np.testing.assert_allclose(anchored.global_prior.sum(-1), 1)
     free = planted_fits["onehot"]
-    assert brainstates.compare_with_connectome(anchored.global_prior, wired)["auc"] > \
-        brainstates.compare_with_connectome(free.global_prior, wired)["auc"]
+    assert hmmglm.compare_with_connectome(anchored.global_prior, wired)["auc"] > \
+        hmmglm.compare_with_connectome(free.global_prior, wired)["auc"]
     perm = hmm.match_states(planted["states"][:8], anchored.states, 3)
-    scores = brainstates.connection_type_scores(planted["conn_types"], anchored.connection_types[np.argsort(perm)])
+    scores = hmmglm.connection_type_scores(planted["conn_types"], anchored.connection_types[np.argsort(perm)])
     assert scores["f1_macro"] >= 0.8

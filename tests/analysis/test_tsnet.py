@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis import simulate, tsnet
+from analysis import tsnet
+from analysis.tsnet import simulation as simulate
 
 
 def test_hvg_of_iid_noise_has_the_exact_exponential_degree_law():

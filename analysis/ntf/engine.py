@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from analysis.ntf.affinity import affinity_tensor
+from analysis.ntf.communities import leiden, weighted_sbm
+
 EPS = 1e-12
 
 
@@ -197,9 +200,6 @@ def match_components(true, found) -> tuple[np.ndarray, np.ndarray]:
 
 # ---------------------------------------------------------------- the dynamic functional connectome
 
-from analysis.affinity import affinity_tensor, differential_affinity  # noqa: E402,F401  (the public API)
-from analysis.communities import leiden, weighted_sbm  # noqa: E402,F401
-
 
 def _tensor(activity, tensor_options):
     """(numpy tensor, its DataArray) from an activity-store Dataset (built lazily, then
@@ -274,7 +274,7 @@ def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int 
     DataArray (pair, time, worm)) at ``rank``.
 
     Builds the differential-affinity tensor (``tensor_options``: variable, neurons,
-    min_worms, bin_size, smooth_s, saturation; see analysis.affinity), fits a
+    min_worms, bin_size, smooth_s, saturation; see analysis.ntf.affinity), fits a
     non-negative CP decomposition with ``n_restarts`` random starts (the lowest error
     kept), and finds each component's communities in its pair loading, read as a
     weighted neuron graph: the Gaussian weighted SBM (blocks by ICL) and Leiden.

@@ -33,7 +33,7 @@ early stopping on validation loss. ``dynamics="gru"`` swaps the Langevin integra
 GRU cell driven by the same inferred forces: the "GRU sequential VAE" baseline.
 
 The Lorenz data, the scores and the smoothing baseline are in
-:mod:`analysis._langevin_eval` and importable from here.
+:mod:`analysis.langevin.evaluation`; the package exports both.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from analysis._langevin_eval import (bits_per_spike, decode_r2, lorenz_dataset, r2, smooth, smoothing_baseline,
+from analysis.langevin.evaluation import (bits_per_spike, decode_r2, lorenz_dataset, r2, smooth, smoothing_baseline,
                                      split_neurons)
 
 __all__ = ["Config", "DECODER_INPUTS", "FitResult", "build_model", "fit", "from_arrays", "lorenz_dataset",

@@ -20,9 +20,8 @@ embed across each other. Leading and trailing NaNs are dropped, and segments sho
 
 Metrics (``graph_metrics``) are computed on the unweighted, undirected topology.
 
-The gap policy and the cycle and recurrence networks live in
-:mod:`analysis._tsnet_networks`; they are imported here, so ``analysis.tsnet`` offers
-every construction.
+The gap policy and the cycle and recurrence networks live in :mod:`analysis.tsnet.networks`;
+the package :mod:`analysis.tsnet` offers every construction.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ import numpy as np
 from scipy import sparse
 from scipy.sparse import csgraph
 
-from analysis._tsnet_networks import Segments, cycle_network, recurrence_network, segments
+from analysis.tsnet.networks import Segments, cycle_network, recurrence_network, segments
 
 KINDS = ("natural", "horizontal")
 CONSTRUCTIONS = ("natural", "horizontal", "cycle", "recurrence")

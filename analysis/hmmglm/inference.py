@@ -21,7 +21,7 @@ Priors tying the states together:
   is the learned overall frequency of each type (empirical Bayes) and whose
   concentration is ``type_concentration``.
 
-Fitting is EM: exact forward-backward (analysis.hmm) for the states, the transition matrix
+Fitting is EM: exact forward-backward (analysis.hmmglm.hmm) for the states, the transition matrix
 in closed form, and the GLM parameters by penalized Fisher scoring (second order, with
 step halving) on all states and neurons at once. For the one-hot prior the paper samples
 types with a Gumbel-softmax relaxation and trains by gradient descent; here the
@@ -33,22 +33,24 @@ paper, evaluation is hard one-hot: the final model takes each coupling's most pr
 type, then refits the strengths with "none" couplings fixed at zero and signs enforced.
 
 This module holds the E-step, initialization, EM and the public ``fit``; the design
-matrices and parameter set are in :mod:`analysis._hmmglm_data`, the M-step in
-:mod:`analysis._hmmglm_mstep`.
+matrices and parameter set are in :mod:`analysis.hmmglm.model`, the M-step in
+:mod:`analysis.hmmglm.mstep`.
 """
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import expit
 from threadpoolctl import threadpool_limits
 
-from analysis import hmm
-from analysis._hmmglm_data import (_EPS, _Data, _Params, _pool, _prepare, _replace, as_sequences,
+from analysis.hmmglm import hmm
+from analysis.hmmglm.model import (_EPS, _Data, _Params, _map, prepare_sequences, _replace, as_sequences,
                                    convolve_history, history_kernel)
-from analysis._hmmglm_mstep import _enforce_signs, _m_step
+from analysis.hmmglm.mstep import _enforce_signs, m_step
 
 __all__ = ["fit", "HMMGLMResult", "result_dataset", "history_kernel", "convolve_history", "as_sequences",
            "PRIORS", "EMISSIONS", "TYPE_NAMES"]
@@ -81,12 +83,12 @@ def _log_emission(data: _Data, p: _Params, emission: str, dtype=np.float32):
         return ll.sum(-1, dtype=np.float64)
 
     bounds = np.linspace(0, len(data.y), 9).astype(int)
-    parts = _pool().map(chunk, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
+    parts = _map(data, chunk, [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])])
     out = np.concatenate(list(parts))
     return out - data.log_factorial[:, None] if emission == "poisson" else out
 
 
-def _e_step(data, p: _Params, emission, uniform_initial=False):
+def e_step(data, p: _Params, emission, uniform_initial=False):
     n_s = p.theta.shape[0]
     log_em = data.to_grid(_log_emission(data, p, emission))
     initial = np.full(n_s, 1.0 / n_s) if uniform_initial else p.initial
@@ -124,8 +126,8 @@ def _initial_params(data, n_states, emission, prior, rng, options) -> _Params:
                 mean=np.zeros((n_n, n_n)), tau2=1.0,
                 global_prior=_initial_global_prior(n_n, options), slab=0.5)
     if emission == "gaussian":
-        p = _m_step(data, resp, p, "none", emission, options, 1)   # couplings first, then the noise
-    return _m_step(data, resp, p, prior, emission, options, options["newton_steps"] + 2)
+        p = m_step(data, resp, p, "none", emission, options, 1)   # couplings first, then the noise
+    return m_step(data, resp, p, prior, emission, options, options["newton_steps"] + 2)
 
 
 def _kmeans_segments(data, n_states, width, rng):
@@ -155,13 +157,13 @@ def _em(data, p, n_states, prior, emission, options, n_iter, tol, history):
     posterior = None
     n_bins = len(data.y)
     for _ in range(n_iter):
-        posterior, counts, ll = _e_step(data, p, emission)
+        posterior, counts, ll = e_step(data, p, emission)
         history.append(ll / n_bins)
         if len(history) > 1 and abs(history[-1] - history[-2]) < tol:
             converged = True
             break
         resp = posterior[data.seq, data.time]
-        p = _m_step(data, resp, p, prior, emission, options, options["newton_steps"])
+        p = m_step(data, resp, p, prior, emission, options, options["newton_steps"])
         p.transition = hmm.update_transition(counts, options["stickiness"])
         p.initial = np.clip(posterior[:, 0].mean(0), 1e-6, None)
         p.initial /= p.initial.sum()
@@ -199,7 +201,7 @@ class HMMGLMResult:
         seqs = as_sequences(data)
         if seqs[0].shape[1] != self.weights.shape[1]:
             raise ValueError(f"the model has {self.weights.shape[1]} neurons, the data {seqs[0].shape[1]}")
-        return _prepare(seqs, self.kernel)
+        return prepare_sequences(seqs, self.kernel)
 
     def log_likelihood(self, data, uniform_initial: bool = True) -> float:
         """Log-likelihood of held-out ``data`` per time bin (forward algorithm, summed over
@@ -217,7 +219,7 @@ class HMMGLMResult:
         the state per bin is the posterior's argmax (``viterbi`` gives the best path)."""
         d = self._data(data)
         p = self._params()
-        posterior, _, _ = _e_step(d, p, self.emission, uniform_initial)
+        posterior, _, _ = e_step(d, p, self.emission, uniform_initial)
         states = posterior.argmax(-1)
         real = np.arange(d.n_time)[None, :] < d.lengths[:, None]
         return np.where(real[..., None], posterior, np.nan), np.where(real, states, -1)
@@ -231,6 +233,11 @@ class HMMGLMResult:
         return hmm.viterbi(log_em, p.transition, initial, d.lengths)
 
 
+def fit_threads() -> int:
+    """Threads one fit uses: the cores this process may run on, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0))))
+
+
 def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *,
         window: int | None = None, decay: float = 1.0, n_restarts: int = 4, warmup_iter: int = 5,
         warmup_fraction: float = 0.34, init: str = "kmeans",
@@ -240,7 +247,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         store_options: dict | None = None) -> HMMGLMResult:
     """Fit an HMM-GLM to ``data``: an array (sequences, time, neurons), a list of
     (time, neurons) arrays (NaN where unobserved), or an activity-store Dataset, whose
-    worms become sequences by ``analysis.brainstates.store_sequences(ds, **store_options)``.
+    worms become sequences by ``analysis.sequences.store_sequences(ds, **store_options)``.
 
     window: history bins (default 5 for Poisson, 1 for Gaussian); decay: the kernel's rate;
     n_restarts random starts run ``warmup_iter`` EM iterations each on a random
@@ -264,7 +271,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         raise ValueError(f"n_states must be at least 1, got {n_states}")
     worms = neurons = None
     if hasattr(data, "data_vars"):
-        from analysis.brainstates import store_sequences
+        from analysis.sequences import store_sequences
         seqs, worms, neurons = store_sequences(data, **(store_options or {}))
     else:
         seqs = as_sequences(data)
@@ -274,17 +281,21 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
             if (v < 0).any() or (v != np.round(v)).any():
                 raise ValueError(f"sequence {i}: Poisson emission needs non-negative integer counts")
     kernel = history_kernel(window or (5 if emission == "poisson" else 1), decay)
-    d = _prepare(seqs, kernel)
+    d = prepare_sequences(seqs, kernel)
     options = dict(ridge=ridge, type_concentration=type_concentration, newton_steps=newton_steps,
                    stickiness=stickiness, mean_dwell=mean_dwell or max(10, int(np.median(d.lengths)) // 20),
                    global_prior_init=global_prior_init, prior_mean=prior_mean, init=init)
     rng = np.random.default_rng(seed)
     # the states and emission chunks run on a thread pool; one BLAS thread per task keeps
     # the pool and OpenBLAS from fighting over the same cores
-    with threadpool_limits(limits=1, user_api="blas"):
-        p, posterior, history, starts, converged = _fit_em(d, n_states, prior, emission, options, rng,
-                                                           n_restarts, warmup_iter, warmup_fraction,
-                                                           max_iter, tol, newton_steps)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=fit_threads()) as pool:
+        d.pool = pool
+        try:
+            p, posterior, history, starts, converged = _fit_em(d, n_states, prior, emission, options, rng,
+                                                               n_restarts, warmup_iter, warmup_fraction,
+                                                               max_iter, tol, newton_steps)
+        finally:
+            d.pool = None
     w = p.theta[..., :-1]
     if prior == "onehot":
         types = p.fixed
@@ -310,7 +321,7 @@ def _fit_em(d, n_states, prior, emission, options, rng, n_restarts, warmup_iter,
         sub = d if n_sub == n_seq else d.subset(np.sort(rng.choice(n_seq, n_sub, replace=False)))
         p_r = _initial_params(sub, n_states, emission, prior, rng, options)
         p_r, _, _ = _em(sub, p_r, n_states, prior, emission, options, warmup_iter, tol, [])
-        starts.append((_e_step(d, p_r, emission)[2] / len(d.y), p_r))
+        starts.append((e_step(d, p_r, emission)[2] / len(d.y), p_r))
     best = max(range(len(starts)), key=lambda i: starts[i][0])
     p = starts[best][1]
     history: list = []
@@ -319,9 +330,9 @@ def _fit_em(d, n_states, prior, emission, options, rng, n_restarts, warmup_iter,
         types = np.argmax(p.type_prob, -1) - 1
         hard = _replace(p, theta=_enforce_signs(p.raw, types), fixed=types, raw=None)
         resp = posterior[d.seq, d.time]
-        p = _m_step(d, resp, hard, prior, emission, options, newton_steps + 4)
+        p = m_step(d, resp, hard, prior, emission, options, newton_steps + 4)
         p, posterior, _ = _em(d, p, n_states, prior, emission, options, 3, tol, history)
-    posterior, _, _ = _e_step(d, p, emission)
+    posterior, _, _ = e_step(d, p, emission)
     return p, posterior, history, starts, converged
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 
-def _prepare(log_emission, lengths):
+def _prepare_emissions(log_emission, lengths):
     """Emissions with the padded tail set to 0 (no evidence) and the mask of real bins."""
     log_emission = np.asarray(log_emission, dtype=float)
     n_seq, n_t, _ = log_emission.shape
@@ -36,7 +36,7 @@ def forward_backward(log_emission, transition, initial, lengths=None):
     Returns (posterior (n_seq, T, S), expected transition counts (S, S), log-likelihood
     of each sequence (n_seq,)).
     """
-    log_emission, real = _prepare(log_emission, lengths)
+    log_emission, real = _prepare_emissions(log_emission, lengths)
     n_seq, n_t, n_s = log_emission.shape
     shift = log_emission.max(axis=-1, keepdims=True)
     e = np.exp(log_emission - shift)
@@ -68,7 +68,7 @@ def forward_backward(log_emission, transition, initial, lengths=None):
 
 def sequence_log_likelihood(log_emission, transition, initial, lengths=None):
     """log p(y) of each sequence by the forward recursion alone (n_seq,)."""
-    log_emission, _ = _prepare(log_emission, lengths)
+    log_emission, _ = _prepare_emissions(log_emission, lengths)
     shift = log_emission.max(axis=-1, keepdims=True)
     e = np.exp(log_emission - shift)
     a = np.asarray(initial, dtype=float)[None, :] * e[:, 0]
@@ -84,7 +84,7 @@ def sequence_log_likelihood(log_emission, transition, initial, lengths=None):
 
 def viterbi(log_emission, transition, initial, lengths=None):
     """Most probable state path of each sequence (n_seq, T) int; padded bins get -1."""
-    log_emission, real = _prepare(log_emission, lengths)
+    log_emission, real = _prepare_emissions(log_emission, lengths)
     n_seq, n_t, n_s = log_emission.shape
     with np.errstate(divide="ignore"):
         log_a = np.log(transition)

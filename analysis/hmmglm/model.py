@@ -42,6 +42,7 @@ class _Data:
     n_time: int
     _outer: np.ndarray | None = None
     _log_factorial: np.ndarray | None = None
+    pool: object | None = None        # the fit's ThreadPoolExecutor while it runs
 
     @property
     def log_factorial(self):
@@ -98,7 +99,7 @@ def as_sequences(data) -> list[np.ndarray]:
     return seqs
 
 
-def _prepare(seqs, kernel) -> _Data:
+def prepare_sequences(seqs, kernel) -> _Data:
     lengths = np.array([len(s) for s in seqs])
     xs, ys, obs, seq_i, time_i = [], [], [], [], []
     for i, s in enumerate(seqs):
@@ -147,15 +148,8 @@ def _outer(x):
     return (x[:, :, None] * x[:, None, :]).reshape(len(x), -1)
 
 
-_POOL = None
-
-
-def _pool():
-    """A small thread pool: numpy's element-wise and BLAS work releases the GIL, so the
-    states' fits and the emission chunks run side by side on the available cores."""
-    global _POOL
-    if _POOL is None:
-        import os
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=max(1, min(8, len(os.sched_getaffinity(0)))))
-    return _POOL
+def _map(data: "_Data", fn, items):
+    """``fn`` over ``items`` on the fit's thread pool (numpy's element-wise and BLAS work
+    releases the GIL, so the states' fits and the emission chunks run side by side), or in
+    this thread where the data has no pool. The pool belongs to one fit, never to the process."""
+    return list(data.pool.map(fn, items)) if data.pool is not None else list(map(fn, items))

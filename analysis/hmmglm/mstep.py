@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_ndtr
 
-from analysis._hmmglm_data import _EPS, _VAR_FLOOR, _Data, _Params, _linear, _pool, _replace
+from analysis.hmmglm.model import _EPS, _VAR_FLOOR, _Data, _Params, _linear, _map, _replace
 
 
 def _glm_terms(x, y, weight, theta, emission, noise):
@@ -48,7 +48,7 @@ def _newton(data: _Data, resp, p: _Params, emission: str, precision, centre, ste
         return _newton_state(data.x[idx], data.y[idx], resp[idx, s], observed, data.outer_rows(idx),
                              p.theta[s], noise, fixed, emission, precision[s], centre[s], steps)
 
-    done = list(_pool().map(one_state, range(s_n)))
+    done = _map(data, one_state, range(s_n))
     return np.stack([t for t, _ in done]), np.stack([c for _, c in done])
 
 
@@ -137,7 +137,7 @@ def _type_posterior(theta, curv, p: _Params):
     return q, mean, second
 
 
-def _m_step(data, resp, p: _Params, prior, emission, options, steps):
+def m_step(data, resp, p: _Params, prior, emission, options, steps):
     s_n, n_n, d = p.theta.shape
     precision = np.zeros((s_n, n_n, d))
     centre = np.zeros((s_n, n_n, d))
