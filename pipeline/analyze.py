@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import open_activity, store_fact
+from pipeline.stages import Tsnet, stage_attrs
 from wormflow.core.provenance import wormflow_version
 from analysis import tsnet
 from wormflow.core.errors import WormflowError
@@ -36,11 +37,12 @@ def select_worms(ds, worms=None, datasets=None):
     return ds
 
 
-def provenance_attrs(analysis: str, store, ds, worms=None) -> dict:
+def provenance_attrs(analysis: str, store, ds, worms=None, params=None) -> dict:
     """The attributes every analysis output carries: what made it (analysis, wormflow
-    version, time), from which store (path and its provenance), and, given ``worms``,
-    the sha256 of each worm's raw file."""
+    version, time, and, given ``params``, the stage's declared parameters), from which
+    store (path and its provenance), and, given ``worms``, the sha256 of each worm's raw file."""
     attrs = {"wormflow_analysis": analysis, "wormflow_version": wormflow_version(),
+             **(stage_attrs(analysis, params) if params is not None else {}),
              "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
              "store_provenance": json.dumps(json_safe(store_fact(ds, "provenance")), default=str)}
     if worms is not None:
@@ -70,7 +72,9 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
         with dask_client(workers):
             result = compute_with_progress(lazy, show=progress)
     result.attrs.update({
-        **provenance_attrs("tsnet", store, ds),
+        **provenance_attrs("tsnet", store, ds, params=Tsnet(
+            constructions=list(constructions), variable=variable,
+            **({"max_gap": int(options["max_gap"])} if "max_gap" in options else {}))),
         "variable": variable,
         "store_homogenize_params": store_fact(ds, "homogenize_params"),
     })

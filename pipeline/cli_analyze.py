@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pipeline import stages
 from pipeline._console import _or_exit, console
 
 
@@ -21,18 +22,12 @@ def analyze() -> None:
 @analyze.command("tsnet")
 @click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (tsnet.zarr, figures/).")
-@click.option("--construction", "constructions", multiple=True, default=("horizontal", "natural"),
-              show_default=True, type=click.Choice(["natural", "horizontal", "cycle", "recurrence"]))
-@click.option("--variable", default="calcium", show_default=True,
-              type=click.Choice(["calcium", "roi_calcium", "native_calcium"]),
-              help="calcium: labelled neurons on the grid; roi_calcium: every ROI, labelled or not.")
+@stages.click_options(stages.Tsnet)
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--workers", type=int, help="Dask worker processes (default: CPU count).")
-@click.option("--max-gap", default=0, show_default=True, type=int,
-              help="NaN runs up to this many samples are bridged linearly; longer ones split the trace.")
 @click.option("--metric", default=None, help="Metric of the heatmap (default: hvg_lambda, else path_length).")
-def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, workers, max_gap, metric) -> None:
+def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datasets, workers, metric) -> None:
     """Visibility, cycle and recurrence networks of every trace, their metrics and figures."""
     from analysis.tsnet import METRICS
     from pipeline.analyze import tsnet_figures, tsnet_on_store
@@ -52,27 +47,21 @@ def analyze_tsnet_cmd(store, out, constructions, variable, worms, datasets, work
 @analyze.command("hmmglm")
 @click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
-@click.option("--states", "n_states", default=3, show_default=True, type=click.IntRange(1, 20), help="Hidden states.")
-@click.option("--prior", default="onehot", show_default=True, type=click.Choice(["onehot", "gaussian", "none"]),
-              help="How the states' couplings are tied together.")
+@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "seed"))
 @click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
               help="gaussian: autoregressive GLM on calcium (the store holds calcium).")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--neuron", "neurons", multiple=True, help="These neurons (default: the most widely labelled).")
-@click.option("--max-neurons", default=60, show_default=True, type=int)
 @click.option("--min-worm-fraction", default=0.5, show_default=True, type=float,
               help="Default neurons: labelled in at least this share of the labelled worms.")
 @click.option("--connectome", type=click.Path(exists=True, path_type=Path),
               help="Connectome store: compare the learned prior with anatomy (and --connectome-prior).")
 @click.option("--connectome-source", default=None,
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
-@click.option("--connectome-prior", is_flag=True,
-              help="Start the one-hot prior from the connectome's synapses and signs, and keep it as its hyperprior.")
 @click.option("--restarts", default=4, show_default=True, type=click.IntRange(1, 100))
-@click.option("--seed", default=0, show_default=True, type=int)
-def analyze_hmmglm_cmd(store, out, n_states, prior, emission, worms, datasets, neurons, max_neurons,
-                       min_worm_fraction, connectome, connectome_source, connectome_prior, restarts, seed) -> None:
+def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
+                       neurons, min_worm_fraction, connectome, connectome_source, restarts) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
     from pipeline.brainstates import hmmglm_figures, hmmglm_on_store
 
@@ -106,15 +95,12 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, emission, worms, datasets, n
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ntf.zarr, figures/).")
 @click.option("--rank", type=click.IntRange(1, 50), help="Components (default: chosen by stability over --ranks).")
 @click.option("--ranks", default="2-6", show_default=True, help="Candidate ranks for the choice, as LO-HI.")
-@click.option("--bin-s", default=5.0, show_default=True, type=float, help="Time bin of the tensor, seconds.")
-@click.option("--min-worms", default=2, show_default=True, type=int,
-              help="Pairs observed together in at least this many worms.")
+@stages.click_options(stages.Ntf, only=("bin_s", "min_worms", "seed"))
 @click.option("--smooth-s", default=1.0, show_default=True, type=float, help="Gaussian smoothing before d/dt, s.")
 @click.option("--neuron", "neurons", multiple=True, help="Only these neurons (repeatable).")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--restarts", default=3, show_default=True, type=click.IntRange(1, 100))
-@click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--workers", type=int, help="Dask worker processes for the tensor (default: CPU count).")
 def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons, worms, datasets, restarts,
                     seed, workers) -> None:

@@ -57,74 +57,24 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.stages import STAGES as _STAGE_SPECS
+from pipeline.stages import expected, schema, valid
 from wormflow.core.errors import WormflowError
 
-STAGES = ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish", "report")
+STAGES = tuple(_STAGE_SPECS)
 
 
 class ConfigError(WormflowError):
     """The configuration file is unreadable or has a bad key or value."""
 
 
-def _positive(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0
-
-
-def _choice(*options):
-    return (lambda v: v in options), f"one of {', '.join(map(repr, options))}"
-
-
-_BOOL = (lambda v: isinstance(v, bool)), "true or false"
-_STAGE_KEYS = {
-    "ingest_activity": {
-        "dt": (_positive, "a positive number of seconds"),
-        "smoothing": _choice("none", "gaussian", "exponential"),
-        "smoothing_s": (_positive, "a positive number of seconds"),
-        "normalization": _choice("none", "zscore", "causal_zscore"),
-        "gap_tolerance": ((lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0.5),
-                          "a number of median frame intervals, at least 0.5"),
-    },
-    "ingest_connectome": {},
-    "export_nwb": {"grid": _BOOL, "validate": _BOOL, "sex": _choice("XX", "XO"),
-                   "metadata": ((lambda v: isinstance(v, str)), "'' or the path of a TOML metadata table "
-                                                                "(relative to this file)")},
-    "tsnet": {
-        "constructions": ((lambda v: isinstance(v, list) and v and all(
-            c in ("natural", "horizontal", "cycle", "recurrence") for c in v)),
-            "a non-empty list of 'natural', 'horizontal', 'cycle', 'recurrence'"),
-        "variable": _choice("calcium", "roi_calcium", "native_calcium"),
-        "max_gap": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0), "an integer >= 0"),
-    },
-    "hmmglm": {
-        "n_states": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 20), "an integer 1..20"),
-        "prior": _choice("onehot", "gaussian", "none"),
-        "max_neurons": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 2), "an integer >= 2"),
-        "connectome": _BOOL, "connectome_prior": _BOOL,
-        "seed": ((lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"),
-    },
-    "ntf": {
-        "rank": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 50), "an integer 0..50"),
-        "bin_s": (_positive, "a positive number of seconds"),
-        "min_worms": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1), "an integer >= 1"),
-        "restarts": ((lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1), "an integer >= 1"),
-        "seed": ((lambda v: isinstance(v, int) and not isinstance(v, bool)), "an integer"),
-    },
-    "publish": {"to": ((lambda v: isinstance(v, str) and bool(v)), "a folder name or path"),
-                "repo_id": ((lambda v: isinstance(v, str)), "'' or ORG/NAME"), "private": _BOOL},
-    "report": {},
-}
-_DEFAULTS = {
-    "ingest_activity": {"dt": 0.5, "smoothing": "none", "smoothing_s": 1.0, "normalization": "none",
-                        "gap_tolerance": 1.5},
-    "ingest_connectome": {},
-    "export_nwb": {"grid": False, "validate": True, "sex": "XX", "metadata": ""},
-    "tsnet": {"constructions": ["horizontal", "natural"], "variable": "calcium", "max_gap": 0},
-    "hmmglm": {"n_states": 3, "prior": "onehot", "max_neurons": 60, "connectome": True, "connectome_prior": False,
-               "seed": 0},
-    "ntf": {"rank": 3, "bin_s": 5.0, "min_worms": 2, "restarts": 2, "seed": 0},
-    "publish": {"to": "published", "repo_id": "", "private": False},
-    "report": {},
-}
+def _stage_keys(registry) -> tuple[dict, dict]:
+    """Each stage's keys with their checks, and its defaults, from the parameters it
+    declares (:mod:`pipeline.stages`)."""
+    schemas = {name: schema(spec.params) for name, spec in registry.items()}
+    keys = {name: {k: ((lambda v, s=s: valid(s, v)), expected(s)) for k, s in spec.items()}
+            for name, spec in schemas.items()}
+    return keys, {name: {k: s["default"] for k, s in spec.items()} for name, spec in schemas.items()}
 _SOURCE_KEYS = {"kind", "name", "path", "format", "dataset"}
 
 # The built-in run: every stage on the sample data of the mirror. The Kato 2015 files are
@@ -180,8 +130,13 @@ def _load_file(path: Path) -> dict:
     return data
 
 
-def parse(data: dict, origin: str = "<config>", base: Path | None = None) -> Config:
-    """Validate a configuration mapping; every error names ``origin`` and the key."""
+def parse(data: dict, origin: str = "<config>", base: Path | None = None, stages=None) -> Config:
+    """Validate a configuration mapping; every error names ``origin`` and the key.
+    ``stages``: the stage registry (default :data:`pipeline.stages.STAGES`)."""
+    registry = _STAGE_SPECS if stages is None else stages
+    _STAGE_KEYS, _DEFAULTS = _stage_keys(registry)
+    names = tuple(registry)
+
     def bad(key: str, why: str):
         raise ConfigError(f"{origin}: {key}: {why}")
 
@@ -216,9 +171,9 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None) -> Con
         bad("stages", "must be a table of stage tables")
     stages = {}
     for name in raw_stages:
-        if name not in STAGES:
-            bad(f"stages.{name}", f"unknown stage (known: {', '.join(STAGES)})")
-    for name in STAGES:
+        if name not in names:
+            bad(f"stages.{name}", f"unknown stage (known: {', '.join(names)})")
+    for name in names:
         table = raw_stages.get(name, {})
         if not isinstance(table, dict):
             bad(f"stages.{name}", "must be a table")
@@ -231,9 +186,9 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None) -> Con
             if k not in _STAGE_KEYS[name]:
                 known = ", ".join(["enabled", *_STAGE_KEYS[name]])
                 bad(f"stages.{name}.{k}", f"unknown key (known: {known})")
-            check, expected = _STAGE_KEYS[name][k]
+            check, what = _STAGE_KEYS[name][k]
             if not check(v):
-                bad(f"stages.{name}.{k}", f"must be {expected}, got {v!r}")
+                bad(f"stages.{name}.{k}", f"must be {what}, got {v!r}")
             params[k] = v
         if table.get("enabled", True):
             stages[name] = params

@@ -29,6 +29,7 @@ from typing import Callable
 
 from wormflow.core.provenance import wormflow_version
 from wormflow.core.atomic import swap_in
+from pipeline.stages import STAGES as STAGE_REGISTRY
 from wormflow.core.errors import WormflowError, failure_message
 from pipeline.config import Config
 from pipeline.registry import mirror_dir, resolve_sources
@@ -401,10 +402,10 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                      result.scheduler, result.workers, wormflow_version())
             log.info("configuration: %s", config.to_json())
             runner = Runner(config, wd, client, mirror_dir(mirror), progress)
-            for name in ("ingest_activity", "ingest_connectome", "export_nwb", "tsnet", "hmmglm", "ntf", "publish"):
-                if name not in config.stages:
+            for name, spec in STAGE_REGISTRY.items():          # run order; the report comes last, below
+                if name not in config.stages or name == "report":
                     continue
-                if name in ("export_nwb", "tsnet", "hmmglm", "ntf") and not (wd.root / "activity.zarr").exists():
+                if spec.reads_activity and not (wd.root / "activity.zarr").exists():
                     result.stages.append(StageResult(name, "skipped", detail="no activity store"))
                     continue
                 t0 = time.perf_counter()
