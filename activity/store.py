@@ -61,7 +61,6 @@ FACT_DTYPES = {**{k: np.dtype(object) for k in PER_WORM_COORDS},
                                                     "max_frame_gap_s")},
                **{k: np.dtype(object) for k in PER_WORM_TEXT}}
 
-warnings.filterwarnings("ignore", message=".*Consolidated metadata.*")
 
 
 # ---------------------------------------------------------------- atomic swap

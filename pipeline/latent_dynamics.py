@@ -15,20 +15,6 @@ from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, save_checkpoint, write_zarr_atomic
 
 
-def windows(seqs, behaviour, length: int):
-    """Non-overlapping windows of ``length`` bins from each worm's (T, N) sequence:
-    (trials (n, length, N), behaviour (n, length), worm index and start of each)."""
-    xs, bs, where = [], [], []
-    for w, (s, b) in enumerate(zip(seqs, behaviour)):
-        for start in range(0, len(s) - length + 1, length):
-            xs.append(s[start:start + length])
-            bs.append(b[start:start + length])
-            where.append((w, start))
-    if not xs:
-        raise WormflowError(f"no worm has a window of {length} bins")
-    return np.stack(xs), np.stack(bs), np.asarray(where)
-
-
 def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 30.0, held_out: float = 0.2,
                       max_neurons: int = 60, min_worm_fraction: float = 0.5, epochs: int = 150, latent: int = 8,
                       hidden: int = 64, test_fraction: float = 0.2, seed: int = 0, device: str = "auto",
@@ -37,7 +23,7 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
     labelled calcium, and score held-out neurons (R^2 on test windows) and velocity
     decoding from the latents (cross-validated ridge), with the smoothing baseline beside.
     Writes ``out``/langevin.zarr and the model checkpoint. Returns (Dataset, summary, ds)."""
-    from analysis import langevin as L
+    from analysis.langevin import design
 
     ds = select_worms(open_activity(store), worms, datasets)
     try:
@@ -49,29 +35,13 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
     length = max(4, int(round(window_s / dt)))
     velocity = [ds["behavior_velocity"].sel(worm=w).values[:len(s)] if "behavior_velocity" in ds
                 else np.full(len(s), np.nan) for w, s in zip(worm_ids, seqs)]
-    x, vel, where = windows(seqs, velocity, length)
-    everywhere = np.flatnonzero(np.isfinite(x).all((0, 1)))          # neurons every window observes
-    rng = np.random.default_rng(seed)
-    n_out = max(1, int(round(held_out * len(names))))
-    if len(everywhere) < n_out + 2:
-        raise WormflowError(f"only {len(everywhere)} neurons are observed in every worm; need {n_out + 2}")
-    out_idx = np.sort(rng.choice(everywhere, n_out, replace=False))
-    in_idx = np.setdiff1d(np.arange(len(names)), out_idx)
-    perm = rng.permutation(len(x))
-    n_test = max(1, int(round(test_fraction * len(x))))
-    test, train = np.sort(perm[:n_test]), np.sort(perm[n_test:])
-    fits, metrics = {}, {}
-    for dynamics in ("langevin", "gru"):
-        fits[dynamics] = L.fit(x[train], in_idx, out_idx, likelihood="gaussian", dynamics=dynamics, epochs=epochs,
-                               latent=latent, hidden=hidden, seed=seed, device=device,
-                               progress=(lambda e, tr, va, d=dynamics: progress(d, e, tr, va)) if progress else None)
-        pred = fits[dynamics].predict(x[test])
-        metrics[dynamics] = {"heldout_r2": L.r2(pred[..., out_idx], x[test][..., out_idx]),
-                             "velocity_r2": L.decode_r2(fits[dynamics].latents(x), vel, seed=seed),
-                             "epochs": len(fits[dynamics].history), "best_epoch": fits[dynamics].best_epoch}
-    base = L.smoothing_baseline(x[train], x[test], in_idx, out_idx, likelihood="gaussian")
-    metrics["smoothing"] = {"heldout_r2": L.r2(base[..., out_idx], x[test][..., out_idx]),
-                            "velocity_r2": L.decode_r2(L.smooth(x[..., in_idx], 2.0), vel, seed=seed)}
+    try:
+        x, vel, where = design.windows(seqs, velocity, length)
+        in_idx, out_idx, train, test = design.held_out_split(x, len(names), held_out, test_fraction, seed)
+    except ValueError as exc:
+        raise WormflowError(f"{store}: {exc}") from exc
+    fits, metrics, base = design.compare(x, vel, in_idx, out_idx, train, test, epochs=epochs, latent=latent,
+                                         hidden=hidden, seed=seed, device=device, progress=progress)
     lf = fits["langevin"]
     out = Path(out)
     save_checkpoint(lf, out / "langevin_model.npz")

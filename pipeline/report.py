@@ -47,8 +47,11 @@ def write_report(root: Path, config, result) -> Path:
     shutil.rmtree(figs, ignore_errors=True)
     figs.mkdir(parents=True, exist_ok=True)
     sections = []
-    stage_rows = [(s.name, s.status, f"{s.seconds:.1f}", s.detail) for s in result.stages]
-    sections.append("<h2>Stages</h2>" + _table(("stage", "status", "seconds", "detail"), stage_rows))
+    from pipeline.stages import STAGES
+
+    stage_rows = [(s.name, STAGES[s.name].description if s.name in STAGES else "", s.status, f"{s.seconds:.1f}",
+                   s.detail) for s in result.stages]
+    sections.append("<h2>Stages</h2>" + _table(("stage", "what it does", "status", "seconds", "detail"), stage_rows))
     if result.failures:
         sections.append("<h2>Failures</h2>" + _table(("stage", "file", "error"),
                                                      [(f["stage"], f["file"], f["error"]) for f in result.failures]))

@@ -2,7 +2,8 @@
 
 Modules: :mod:`.model` (the network, its training and the fit result), :mod:`.evaluation`
 (the synthetic Lorenz data, held-in/held-out neuron splits, bits per spike, R², latent
-decoding and the spike-smoothing baseline).
+decoding and the spike-smoothing baseline), :mod:`.design` (the experiment on recordings:
+windows, held-out neurons and windows, the comparison with the GRU VAE and smoothing).
 """
 
 from analysis.langevin.evaluation import (bits_per_spike, decode_r2, lorenz_dataset, r2, smooth, smoothing_baseline,
