@@ -18,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 
-from pipeline.analyze import tsnet_on_store  # noqa: E402
+from pipeline.tsnet import tsnet_on_store  # noqa: E402
 from pipeline.connectome_ingest import ingest_connectomes  # noqa: E402
 from pipeline.ingest import ingest_activity  # noqa: E402
 from pipeline.publish import publish_activity, publish_analysis, publish_connectome  # noqa: E402

@@ -79,7 +79,7 @@ def per_series():
 
 
 def store_throughput():
-    from pipeline.analyze import tsnet_on_store
+    from pipeline.tsnet import tsnet_on_store
     from pipeline.ingest import ingest_activity
 
     mirror = Path(os.environ.get("WORMFLOW_MIRROR", ROOT.parent / "shared" / "data"))

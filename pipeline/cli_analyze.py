@@ -30,7 +30,7 @@ def analyze() -> None:
 def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datasets, workers, metric) -> None:
     """Visibility, cycle and recurrence networks of every trace, their metrics and figures."""
     from analysis.tsnet import METRICS
-    from pipeline.analyze import tsnet_figures, tsnet_on_store
+    from pipeline.tsnet import tsnet_figures, tsnet_on_store
 
     if metric is not None and metric not in METRICS:
         raise click.BadParameter(f"{metric!r} is not one of {', '.join(METRICS)}", param_hint="--metric")
@@ -63,7 +63,7 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
                        neurons, min_worm_fraction, connectome, connectome_source, restarts) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
-    from pipeline.brainstates import hmmglm_figures, hmmglm_on_store
+    from pipeline.hmmglm import hmmglm_figures, hmmglm_on_store
 
     with console.status(f"fitting a {n_states}-state HMM-GLM ({prior} prior, {restarts} restarts)…"):
         result, summary, ds = _or_exit(lambda: hmmglm_on_store(
@@ -105,7 +105,7 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prio
 def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons, worms, datasets, restarts,
                     seed, workers) -> None:
     """Dynamic functional connectome: affinity tensor, NTF, communities (SBM and Leiden)."""
-    from pipeline.dynamic_connectome import ntf_figures, ntf_on_store
+    from pipeline.ntf import ntf_figures, ntf_on_store
 
     try:
         lo, hi = (int(v) for v in ranks.split("-"))
@@ -156,7 +156,7 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
 def analyze_langevin_cmd(store, out, window_s, held_out, max_neurons, epochs, latent, hidden, device, worms,
                          datasets, seed) -> None:
     """LangevinFlow latent dynamics of the calcium, against a GRU VAE and smoothing."""
-    from pipeline.latent_dynamics import langevin_figures, langevin_on_store
+    from pipeline.langevin import langevin_figures, langevin_on_store
 
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   TextColumn("{task.fields[loss]}"), console=console, transient=True) as bar:

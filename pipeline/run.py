@@ -285,7 +285,7 @@ class Runner:
                            detail=f"{len(outputs)} file(s), {cached} cached{ready}")
 
     def tsnet(self, params: dict) -> StageResult:
-        from pipeline.analyze import tsnet_figures, tsnet_on_store
+        from pipeline.tsnet import tsnet_figures, tsnet_on_store
 
         out = self.wd.root / "analysis"
         key, hit = self._cached("tsnet", self.store_key, params)
@@ -300,7 +300,7 @@ class Runner:
         return self._finish("tsnet", key, [str(out / "tsnet.zarr"), *map(str, figures)])
 
     def hmmglm(self, params: dict) -> StageResult:
-        from pipeline.brainstates import hmmglm_figures
+        from pipeline.hmmglm import hmmglm_figures
 
         out = self.wd.root / "analysis"
         connectome = self.wd.root / "connectome.zarr"
@@ -329,7 +329,7 @@ class Runner:
 
     def ntf(self, params: dict) -> StageResult:
         from activity.store import open_activity
-        from pipeline.dynamic_connectome import ntf_figures, ntf_on_store
+        from pipeline.ntf import ntf_figures, ntf_on_store
 
         out = self.wd.root / "analysis"
         key, hit = self._cached("ntf", self.store_key, params)

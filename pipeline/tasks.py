@@ -65,7 +65,7 @@ def export_task(store: str, worm: str, path: str, params: dict, validate: bool) 
 
 
 def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> dict:
-    from pipeline.brainstates import hmmglm_on_store
+    from pipeline.hmmglm import hmmglm_on_store
 
     try:
         _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
