@@ -262,6 +262,11 @@ def fetch_cmd(names, dest, mirror, list_only) -> None:
     from pipeline.registry import fetch, mirror_dir, select
 
     entries = _or_exit(select, names, prefix="error", code=2)
+    if list_only and not sys.stdout.isatty():      # a pipe or a file: whole names, one tab-separated line each
+        click.echo("name\tbytes\tlicence\tsource")
+        for e in entries:
+            click.echo(f"{e.name}\t{e.bytes}\t{e.license}\t{e.source_repo}@{e.commit}")
+        return
     if list_only:
         table = Table(title=f"{len(entries)} registered file(s)")
         for col in ("name", "MB", "licence", "source"):

@@ -10,6 +10,7 @@ bytes. With ``repo_id``, each folder is uploaded with ``huggingface_hub``.
 from __future__ import annotations
 
 import json
+from importlib import resources
 import os
 import shutil
 import tomllib
@@ -24,7 +25,7 @@ from wormflow.core.provenance import wormflow_version
 from wormflow.core.atomic import recover, replacing, swap_in
 from wormflow.core.errors import WormflowError
 
-CARDS = Path(__file__).resolve().parents[1] / "data_cards"
+CARDS = resources.files("data_cards")          # the card templates and citations, inside the package
 ROWS_PER_SHARD = 2000
 
 
@@ -93,7 +94,7 @@ def _lists(values: list[np.ndarray], dtype):
 # ---------------------------------------------------------------- provenance, licences, citations
 
 def _citations() -> dict:
-    with open(CARDS / "citations.toml", "rb") as fh:
+    with (CARDS / "citations.toml").open("rb") as fh:
         return tomllib.load(fh)
 
 

@@ -93,14 +93,18 @@ def verify(entry: Entry, path: Path) -> Path:
     return path
 
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
 def mirror_dir(mirror: str | Path | None = None) -> Path | None:
-    """The local mirror: the argument, else WORMFLOW_MIRROR, else ../shared/data when it holds a
-    manifest.csv, else None (files are downloaded)."""
+    """The local mirror: the argument, else WORMFLOW_MIRROR, else ``shared/data`` beside the
+    project's folder (resolved from the project, whatever the current directory) when it
+    holds a manifest.csv, else None (files are downloaded)."""
     value = mirror or os.environ.get("WORMFLOW_MIRROR")
     if value:
         return Path(value)
-    beside = Path("..") / "shared" / "data"
-    return beside.resolve() if (beside / "manifest.csv").is_file() else None
+    beside = PROJECT_ROOT.parent / "shared" / "data"
+    return beside if (beside / "manifest.csv").is_file() else None
 
 
 def fetch(entries: Iterable[Entry], dest: str | Path, *, mirror: str | Path | None = None,
