@@ -47,7 +47,7 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 @analyze.command("hmmglm")
 @click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
-@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "seed"))
+@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "restarts", "seed"))
 @click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
               help="gaussian: autoregressive GLM on calcium (the store holds calcium).")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
@@ -59,7 +59,6 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
               help="Connectome store: compare the learned prior with anatomy (and --connectome-prior).")
 @click.option("--connectome-source", default=None,
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
-@click.option("--restarts", default=4, show_default=True, type=click.IntRange(1, 100))
 def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
                        neurons, min_worm_fraction, connectome, connectome_source, restarts) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
@@ -95,12 +94,11 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prio
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ntf.zarr, figures/).")
 @click.option("--rank", type=click.IntRange(1, 50), help="Components (default: chosen by stability over --ranks).")
 @click.option("--ranks", default="2-6", show_default=True, help="Candidate ranks for the choice, as LO-HI.")
-@stages.click_options(stages.Ntf, only=("bin_s", "min_worms", "seed"))
+@stages.click_options(stages.Ntf, only=("bin_s", "min_worms", "restarts", "seed"))
 @click.option("--smooth-s", default=1.0, show_default=True, type=float, help="Gaussian smoothing before d/dt, s.")
 @click.option("--neuron", "neurons", multiple=True, help="Only these neurons (repeatable).")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
-@click.option("--restarts", default=3, show_default=True, type=click.IntRange(1, 100))
 @click.option("--workers", type=int, help="Dask worker processes for the tensor (default: CPU count).")
 def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons, worms, datasets, restarts,
                     seed, workers) -> None:

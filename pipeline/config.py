@@ -33,6 +33,7 @@ prior = "onehot"                             # onehot | gaussian | none
 max_neurons = 60
 connectome = true                            # compare with (and report against) connectome.zarr
 connectome_prior = false                     # start the one-hot prior from the connectome
+restarts = 4
 seed = 0
 [stages.ntf]                                 # dynamic functional connectome (analysis/ntf/)
 rank = 3                                     # components; 0 = choose by stability over ranks 2-6

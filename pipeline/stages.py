@@ -172,6 +172,7 @@ class Hmmglm:
     connectome: bool = param(True, "Compare with (and report against) the run's connectome store.", cli=None)
     connectome_prior: bool = param(False, "Start the one-hot prior from the connectome's synapses and signs, and "
                                           "keep it as its hyperprior.")
+    restarts: int = param(4, "EM restarts; the best fit is kept.", minimum=1, maximum=100)
     seed: int = param(0, "Random seed.")
 
 
@@ -180,7 +181,7 @@ class Ntf:
     rank: int = param(3, "Components; 0 = chosen by stability over ranks 2-6.", minimum=0, maximum=50, cli=None)
     bin_s: float = param(5.0, "Time bin of the tensor, seconds.", exclusive_minimum=0, unit="of seconds")
     min_worms: int = param(2, "Pairs observed together in at least this many worms.", minimum=1)
-    restarts: int = param(2, "Random restarts.", minimum=1)
+    restarts: int = param(2, "Random restarts of every candidate rank.", minimum=1, maximum=100)
     seed: int = param(0, "Random seed.")
 
 

@@ -70,7 +70,8 @@ def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> d
     try:
         _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
                                         max_neurons=params["max_neurons"], connectome=connectome,
-                                        connectome_prior=params["connectome_prior"], seed=params["seed"])
+                                        connectome_prior=params["connectome_prior"], n_restarts=params["restarts"],
+                                        seed=params["seed"])
         return summary
     except WormflowError as exc:
         return {"error": failure_message("hmmglm", exc)}
