@@ -12,11 +12,28 @@ from rich.table import Table
 
 from pipeline import stages
 from pipeline._console import _or_exit, console
+from pipeline.cluster import open_client, resolve
 
 
 @click.group()
 def analyze() -> None:
-    """Run an analysis over an activity store (on a local Dask cluster)."""
+    """Run an analysis over an activity store (on --scheduler, DASK_SCHEDULER_ADDRESS or a local cluster)."""
+
+
+def _fit_where(scheduler, fn, store, out, output: str, options: dict, progress=None):
+    """``fn(store, out, **options)`` here, or as one task on the user's cluster when
+    ``--scheduler`` or DASK_SCHEDULER_ADDRESS names one (the output is then read back from
+    ``out``/``output``, which must be on a filesystem the workers share)."""
+    spec = resolve(None, scheduler)
+    if spec.kind != "address":
+        return fn(store, out, **options, **({"progress": progress} if progress else {}))
+    from activity.store import open_activity
+    from pipeline.storage import open_result
+    from pipeline.tasks import summary_task
+
+    with open_client(spec) as client:
+        summary = client.submit(summary_task, fn, str(store), str(out), options, pure=False).result()
+    return open_result(Path(out) / output), summary, open_activity(store)
 
 
 @analyze.command("tsnet")
@@ -27,16 +44,20 @@ def analyze() -> None:
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--workers", type=int, help="Dask worker processes (default: CPU count).")
 @click.option("--metric", default=None, help="Metric of the heatmap (default: hvg_lambda, else path_length).")
-def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datasets, workers, metric) -> None:
+@click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
+def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datasets, workers, metric,
+                      scheduler) -> None:
     """Visibility, cycle and recurrence networks of every trace, their metrics and figures."""
     from analysis.tsnet import METRICS
     from pipeline.tsnet import tsnet_figures, tsnet_on_store
 
     if metric is not None and metric not in METRICS:
         raise click.BadParameter(f"{metric!r} is not one of {', '.join(METRICS)}", param_hint="--metric")
-    result = _or_exit(lambda: tsnet_on_store(store, out, constructions=constructions, variable=variable,
-                                             workers=workers, worms=worms, datasets=datasets, max_gap=max_gap),
-                      prefix="error", code=2)
+    def work():
+        with open_client(resolve(None, scheduler, workers)) as client:
+            return tsnet_on_store(store, out, constructions=constructions, variable=variable, client=client,
+                                  worms=worms, datasets=datasets, max_gap=max_gap)
+    result = _or_exit(work, prefix="error", code=2)
     made = tsnet_figures(result, Path(out) / "figures", constructions, metric)
     _tsnet_table(result, constructions)
     for p in made:
@@ -59,17 +80,19 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
               help="Connectome store: compare the learned prior with anatomy (and --connectome-prior).")
 @click.option("--connectome-source", default=None,
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
+@click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
 def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
-                       neurons, min_worm_fraction, connectome, connectome_source, restarts) -> None:
+                       neurons, min_worm_fraction, connectome, connectome_source, restarts, scheduler) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
     from pipeline.hmmglm import hmmglm_figures, hmmglm_on_store
 
+    options = dict(n_states=n_states, prior=prior, emission=emission, worms=worms, datasets=datasets,
+                   neurons=neurons, max_neurons=max_neurons, min_worm_fraction=min_worm_fraction, connectome=connectome,
+                   connectome_source=connectome_source, connectome_prior=connectome_prior, n_restarts=restarts,
+                   seed=seed)
     with console.status(f"fitting a {n_states}-state HMM-GLM ({prior} prior, {restarts} restarts)…"):
-        result, summary, ds = _or_exit(lambda: hmmglm_on_store(
-            store, out, n_states=n_states, prior=prior, emission=emission, worms=worms, datasets=datasets,
-            neurons=neurons, max_neurons=max_neurons, min_worm_fraction=min_worm_fraction, connectome=connectome,
-            connectome_source=connectome_source, connectome_prior=connectome_prior, n_restarts=restarts,
-            seed=seed), prefix="error", code=2)
+        result, summary, ds = _or_exit(lambda: _fit_where(scheduler, hmmglm_on_store, store, out, "hmmglm.zarr",
+                                                          options), prefix="error", code=2)
     made = hmmglm_figures(result, ds, Path(out) / "figures")
     console.print(f"{summary['n_worms']} worms x {summary['n_neurons']} neurons, {n_states} states, "
                   f"{summary['n_iter']} EM iterations ({'converged' if summary['converged'] else 'not converged'}), "
@@ -100,8 +123,9 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prio
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--workers", type=int, help="Dask worker processes for the tensor (default: CPU count).")
+@click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
 def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons, worms, datasets, restarts,
-                    seed, workers) -> None:
+                    seed, workers, scheduler) -> None:
     """Dynamic functional connectome: affinity tensor, NTF, communities (SBM and Leiden)."""
     from pipeline.ntf import ntf_figures, ntf_on_store
 
@@ -113,10 +137,12 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
         raise click.BadParameter(f"{ranks!r} is not LO-HI with 1 <= LO <= HI", param_hint="--ranks")
     what = f"rank {rank}" if rank else f"ranks {ranks} (choosing by stability)"
     with console.status(f"affinity tensor, then NTF at {what} with {restarts} restarts each, then communities…"):
-        result, selection, ds = _or_exit(lambda: ntf_on_store(
-            store, out, rank=rank, ranks=candidates, bin_s=bin_s, min_worms=min_worms, smooth_s=smooth_s,
-            neurons=neurons, worms=worms, datasets=datasets, n_restarts=restarts, seed=seed, workers=workers,
-            progress=False), prefix="error", code=2)
+        def work():
+            with open_client(resolve(None, scheduler, workers)) as client:
+                return ntf_on_store(store, out, rank=rank, ranks=candidates, bin_s=bin_s, min_worms=min_worms,
+                                    smooth_s=smooth_s, neurons=neurons, worms=worms, datasets=datasets,
+                                    n_restarts=restarts, seed=seed, client=client, progress=False)
+        result, selection, ds = _or_exit(work, prefix="error", code=2)
     made = ntf_figures(result, ds, Path(out) / "figures")
     shape = json.loads(result.attrs["tensor_shape"])
     console.print(f"tensor {shape[0]} pairs x {shape[1]} time bins x {shape[2]} worms "
@@ -151,8 +177,9 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
 @click.option("--dataset", "datasets", multiple=True, help="Only these datasets (repeatable).")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
 def analyze_langevin_cmd(store, out, window_s, held_out, max_neurons, epochs, latent, hidden, device, worms,
-                         datasets, seed) -> None:
+                         datasets, seed, scheduler) -> None:
     """LangevinFlow latent dynamics of the calcium, against a GRU VAE and smoothing."""
     from pipeline.langevin import langevin_figures, langevin_on_store
 
@@ -165,10 +192,10 @@ def analyze_langevin_cmd(store, out, window_s, held_out, max_neurons, epochs, la
                 tasks[model] = bar.add_task(f"{model} epochs", total=epochs, loss="")
             bar.update(tasks[model], completed=epoch + 1, loss=f"validation {val:.1f}")
 
-        result, summary, _ = _or_exit(lambda: langevin_on_store(
-            store, out, window_s=window_s, held_out=held_out, max_neurons=max_neurons, epochs=epochs, latent=latent,
-            hidden=hidden, device=device, worms=worms, datasets=datasets, seed=seed, progress=progress),
-            prefix="error", code=2)
+        options = dict(window_s=window_s, held_out=held_out, max_neurons=max_neurons, epochs=epochs, latent=latent,
+                       hidden=hidden, device=device, worms=worms, datasets=datasets, seed=seed)
+        result, summary, _ = _or_exit(lambda: _fit_where(scheduler, langevin_on_store, store, out, "langevin.zarr",
+                                                         options, progress=progress), prefix="error", code=2)
     made = langevin_figures(result, Path(out) / "figures")
     console.print(f"{summary['n_worms']} worms, {summary['n_neurons']} neurons "
                   f"({len(summary['held_out_neurons'])} held out), {summary['n_windows']} windows of "

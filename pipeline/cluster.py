@@ -1,10 +1,120 @@
-"""The Dask cluster every pipeline stage computes on."""
+"""The Dask cluster every command computes on, and how a user says which.
+
+One resolution for ``wormflow run`` and every ``wormflow analyze``: ``--scheduler ADDR``,
+else ``DASK_SCHEDULER_ADDRESS``, else the configuration's ``[cluster]`` table, else a local
+cluster. ``[cluster]``::
+
+    [cluster]
+    kind = "local"                 # local | address | slurm
+    workers = 4                    # local: processes (default: the CPU count)
+    threads_per_worker = 1
+    memory_limit = "auto"
+    address = "tcp://host:8786"    # address: a running scheduler
+    queue = "normal"               # slurm (dask-jobqueue's SLURMCluster): partition,
+    cores = 8                      #   cores, memory and walltime of one job,
+    memory = "32GB"
+    walltime = "02:00:00"
+    jobs = 4                       #   how many jobs to start,
+    job_extra_directives = ["--account=mylab"]   # and extra #SBATCH lines
+    scheduler_host = "10.1.2.3"    #   where the nodes reach the scheduler (default: dask-jobqueue's)
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from dataclasses import dataclass, field, fields
+
+from wormflow.core.errors import WormflowError
+
+KINDS = ("local", "address", "slurm")
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    kind: str = "local"
+    workers: int | None = None
+    threads_per_worker: int = 1
+    memory_limit: str = "auto"
+    address: str = ""
+    queue: str = ""
+    cores: int = 1
+    memory: str = "4GB"
+    walltime: str = "01:00:00"
+    jobs: int = 1
+    job_extra_directives: list = field(default_factory=list)
+    scheduler_host: str = ""          # slurm: the address the compute nodes reach this scheduler at
+
+
+_TYPES = {"scheduler_host": str, "kind": str, "workers": int, "threads_per_worker": int, "memory_limit": str, "address": str, "queue": str,
+          "cores": int, "memory": str, "walltime": str, "jobs": int, "job_extra_directives": list}
+
+
+def cluster_spec(table: dict | None, origin: str = "<config>") -> ClusterSpec:
+    """The ``[cluster]`` table as a :class:`ClusterSpec`; errors name ``origin`` and the key."""
+    if table is None:
+        return ClusterSpec()
+    if not isinstance(table, dict):
+        raise WormflowError(f"{origin}: cluster: must be a table")
+    known = [f.name for f in fields(ClusterSpec)]
+    for key, value in table.items():
+        if key not in known:
+            raise WormflowError(f"{origin}: cluster.{key}: unknown key (known: {', '.join(known)})")
+        kind = _TYPES[key]
+        if isinstance(value, bool) or not isinstance(value, kind) or (kind is int and value < 1):
+            what = {int: "a positive integer", str: "a string", list: "a list of strings"}[kind]
+            raise WormflowError(f"{origin}: cluster.{key}: must be {what}, got {value!r}")
+    spec = ClusterSpec(**table)
+    if spec.kind not in KINDS:
+        raise WormflowError(f"{origin}: cluster.kind: must be one of {', '.join(map(repr, KINDS))}, got {spec.kind!r}")
+    if spec.kind == "address" and not spec.address:
+        raise WormflowError(f"{origin}: cluster.address: kind = 'address' needs the scheduler's address")
+    return spec
+
+
+def resolve(spec: ClusterSpec | None = None, scheduler: str | None = None, workers: int | None = None) -> ClusterSpec:
+    """Which cluster to use: ``scheduler``, else DASK_SCHEDULER_ADDRESS, else ``spec``, else local."""
+    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
+    if address:
+        return ClusterSpec(kind="address", address=address)
+    spec = spec or ClusterSpec()
+    if workers and spec.kind == "local":
+        spec = ClusterSpec(**{**spec.__dict__, "workers": workers})
+    return spec
+
+
+def slurm_cluster(spec: ClusterSpec):
+    """dask-jobqueue's SLURMCluster for ``spec`` (no job is submitted until it is scaled)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise WormflowError("cluster.kind = 'slurm' needs dask-jobqueue: pip install dask-jobqueue") from exc
+    return SLURMCluster(queue=spec.queue or None, cores=spec.cores, processes=spec.cores, memory=spec.memory,
+                        walltime=spec.walltime, job_extra_directives=list(spec.job_extra_directives),
+                        scheduler_options={"dashboard_address": None,
+                                           **({"host": spec.scheduler_host} if spec.scheduler_host else {})})
+
+
+@contextlib.contextmanager
+def open_client(spec: ClusterSpec):
+    """A distributed Client on the cluster ``spec`` names; what it started is closed on exit."""
+    from distributed import Client
+
+    if spec.kind == "address":
+        with Client(spec.address) as client:
+            yield client
+        return
+    if spec.kind == "slurm":
+        cluster = slurm_cluster(spec)
+        cluster.scale(jobs=spec.jobs)
+        with cluster, Client(cluster) as client:
+            yield client
+        return
+    cluster, security = local_cluster(spec.workers, threads_per_worker=spec.threads_per_worker,
+                                      memory_limit=spec.memory_limit)
+    with cluster, Client(cluster, security=security) as client:
+        yield client
 
 
 def local_cluster(workers: int | None = None, *, threads_per_worker: int = 1, memory_limit: str = "auto",

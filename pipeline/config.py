@@ -10,6 +10,9 @@ name = "activity/Dag2023"                    # a registry name (file or folder) 
 format = "flavell_h5"                        # optional: reader (default: detect)
 dataset = "Dag2023"                          # optional: dataset name (activity)
 
+[cluster]                                    # optional; see pipeline/cluster.py (local | address | slurm)
+kind = "local"
+
 [stages.ingest_activity]                     # every stage: enabled = true by default
 dt = 0.5
 smoothing = "none"                           # none | gaussian | exponential
@@ -58,6 +61,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.cluster import ClusterSpec, cluster_spec
 from pipeline.stages import STAGES as _STAGE_SPECS
 from pipeline.stages import expected, schema, valid
 from wormflow.core.errors import WormflowError
@@ -103,6 +107,7 @@ class Config:
     workdir: str | None = None
     origin: str = "built-in default"
     base: Path = field(default_factory=Path.cwd)
+    cluster: ClusterSpec = field(default_factory=ClusterSpec)
 
     def to_json(self) -> str:
         return json.dumps({"sources": [s.__dict__ for s in self.sources], "stages": self.stages,
@@ -142,8 +147,12 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None, stages
         raise ConfigError(f"{origin}: {key}: {why}")
 
     for key in data:
-        if key not in ("workdir", "sources", "stages"):
-            bad(key, "unknown key (known: workdir, sources, stages)")
+        if key not in ("workdir", "sources", "stages", "cluster"):
+            bad(key, "unknown key (known: workdir, sources, stages, cluster)")
+    try:
+        cluster = cluster_spec(data.get("cluster"), origin)
+    except WormflowError as exc:
+        raise ConfigError(str(exc)) from None
     workdir = data.get("workdir")
     if workdir is not None and not isinstance(workdir, str):
         bad("workdir", "must be a path (a string)")
@@ -195,7 +204,8 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None, stages
             stages[name] = params
     if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet", "hmmglm", "ntf")):
         bad("stages.ingest_activity", "is disabled, but export_nwb and the analyses read the activity store it builds")
-    return Config(sources=sources, stages=stages, workdir=workdir, origin=origin, base=base or Path.cwd())
+    return Config(sources=sources, stages=stages, workdir=workdir, origin=origin, base=base or Path.cwd(),
+                  cluster=cluster)
 
 
 def load_config(path: str | Path | None = None) -> Config:

@@ -29,6 +29,7 @@ from typing import Callable
 
 from wormflow.core.provenance import wormflow_version
 from wormflow.core.atomic import swap_in
+from pipeline.cluster import open_client, resolve
 from pipeline.stages import STAGES as STAGE_REGISTRY
 from wormflow.core.errors import WormflowError, failure_message
 from pipeline.config import Config
@@ -361,18 +362,6 @@ class Runner:
                             ", ".join(f"{c.name} ({sum(c.rows.values())} rows)" for c in cols))
 
 
-def _client(scheduler: str | None, workers: int | None):
-    from distributed import Client
-
-    from pipeline.cluster import local_cluster
-
-    address = scheduler or os.environ.get("DASK_SCHEDULER_ADDRESS")
-    if address:           # the user's scheduler: its security comes from dask's config (distributed.comm.tls)
-        return Client(address), None
-    cluster, security = local_cluster(workers, silence_logs=logging.ERROR)
-    return Client(cluster, security=security), cluster
-
-
 def _start_log(wd: Workdir) -> tuple[Path, logging.Handler]:
     logs = wd.root / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -394,8 +383,7 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
     with wd.lock(wait=wait):
         log_file, handler = _start_log(wd)
         result = RunResult(wd.root, log_file=log_file)
-        client, cluster = _client(scheduler, workers)
-        try:
+        with open_client(resolve(config.cluster, scheduler, workers)) as client:
             result.scheduler = client.scheduler.address
             result.workers = len(client.scheduler_info()["workers"])
             log.info("run of %s in %s on %s (%d workers), wormflow %s", config.origin, wd.root,
@@ -420,10 +408,6 @@ def run_pipeline(config: Config, workdir: str | Path, *, scheduler: str | None =
                 log.info("stage %s: %s in %.1f s %s", name, stage.status, stage.seconds, stage.detail)
                 result.stages.append(stage)
             result.failures = runner.failures
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
         write_json_atomic(wd.root / "failures.json", result.failures)
         if "report" in config.stages:
             from pipeline.report import write_report

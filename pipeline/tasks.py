@@ -75,3 +75,10 @@ def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> d
         return summary
     except WormflowError as exc:
         return {"error": failure_message("hmmglm", exc)}
+
+
+def summary_task(fn, store: str, out: str, options: dict) -> dict:
+    """An analyze command's fit as one task on the user's cluster: its outputs go to ``out``;
+    only the summary comes back."""
+    _, summary, _ = fn(store, out, **options)
+    return summary
