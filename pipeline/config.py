@@ -44,6 +44,8 @@ bin_s = 5.0
 min_worms = 2
 restarts = 2
 seed = 0
+[stages.langevin]                            # off unless enabled = true (minutes on a CPU)
+epochs = 150
 [stages.publish]
 to = "published"                             # WORKDIR/published/<collection>/ (Hub folders)
 repo_id = ""                                 # ORG/NAME: also push (token from HF_TOKEN or login)
@@ -200,7 +202,7 @@ def parse(data: dict, origin: str = "<config>", base: Path | None = None, stages
             if not check(v):
                 bad(f"stages.{name}.{k}", f"must be {what}, got {v!r}")
             params[k] = v
-        if table.get("enabled", True):
+        if table.get("enabled", registry[name].enabled):
             stages[name] = params
     if "ingest_activity" not in stages and any(s in stages for s in ("export_nwb", "tsnet", "hmmglm", "ntf")):
         bad("stages.ingest_activity", "is disabled, but export_nwb and the analyses read the activity store it builds")

@@ -34,7 +34,8 @@ from pipeline.stages import STAGES as STAGE_REGISTRY
 from wormflow.core.errors import WormflowError, failure_message
 from pipeline.config import Config
 from pipeline.registry import mirror_dir, resolve_sources
-from pipeline.tasks import connectome_task, export_task, hmmglm_task, ingest_file_task, write_json_atomic
+from pipeline.tasks import (connectome_task, export_task, hmmglm_task, ingest_file_task, langevin_task,
+                            write_json_atomic)
 
 log = logging.getLogger("wormflow.run")
 
@@ -346,6 +347,25 @@ class Runner:
         tick()
         detail = f"rank {result.attrs['rank']}, error {result.attrs['error']:.3f}"
         return self._finish("ntf", key, [str(out / "ntf.zarr"), *map(str, figures)], detail)
+
+    def langevin(self, params: dict) -> StageResult:
+        out = self.wd.root / "analysis"
+        key, hit = self._cached("langevin", self.store_key, params)
+        if hit:
+            return hit
+        # one fit: a single task on the cluster, as the HMM-GLM's
+        future = self.client.submit(langevin_task, str(self.wd.root / "activity.zarr"), str(out), params, pure=False)
+        summary = self._gather("langevin", [future])[0]
+        if "error" in summary:
+            raise WormflowError(summary["error"])
+        from pipeline.langevin import langevin_figures
+        from pipeline.storage import open_result
+
+        figures = langevin_figures(open_result(out / "langevin.zarr"), out / "figures")
+        m = summary["metrics"]
+        detail = ("held-out R² " + ", ".join(f"{k} {v['heldout_r2']:.3f}" for k, v in m.items())
+                  + "; velocity R² " + ", ".join(f"{k} {v['velocity_r2']:.3f}" for k, v in m.items()))
+        return self._finish("langevin", key, [str(out / "langevin.zarr"), *map(str, figures)], detail)
 
     def publish(self, params: dict) -> StageResult:
         from pipeline.publish import publish

@@ -186,6 +186,17 @@ class Ntf:
 
 
 @dataclass(frozen=True)
+class Langevin:
+    window_s: float = param(30.0, "Trial windows, seconds.", exclusive_minimum=0, unit="of seconds")
+    held_out: float = param(0.2, "Share of neurons held out.", exclusive_minimum=0, maximum=0.9)
+    max_neurons: int = param(60, "At most this many neurons (the most widely labelled).", minimum=2)
+    epochs: int = param(150, "Training epochs of each network.", minimum=1, maximum=10000)
+    latent: int = param(8, "Latent channels.", minimum=1, maximum=512)
+    hidden: int = param(64, "Hidden units of the encoder and decoder.", minimum=4, maximum=4096)
+    seed: int = param(0, "Random seed.")
+
+
+@dataclass(frozen=True)
 class Publish:
     to: str = param("published", "Folder (relative to the workdir) for the Hub dataset folders.")
     repo_id: str = param("", "'' or ORG/NAME to push to.")
@@ -203,6 +214,7 @@ class Stage:
     params: type
     description: str
     reads_activity: bool = False
+    enabled: bool = True              # run unless the configuration says otherwise
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
@@ -213,6 +225,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     Stage("hmmglm", Hmmglm, "brain states by a state-switching GLM", reads_activity=True),
     Stage("ntf", Ntf, "the dynamic functional connectome by non-negative tensor factorization",
           reads_activity=True),
+    # off by default: on this 2-core CPU the default 150 epochs of both networks take minutes
+    Stage("langevin", Langevin, "LangevinFlow latent dynamics against the GRU VAE and smoothing",
+          reads_activity=True, enabled=False),
     Stage("publish", Publish, "the stores and results as Hub dataset folders"),
     Stage("report", Report, "the HTML report"),
 )}

@@ -77,6 +77,16 @@ def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> d
         return {"error": failure_message("hmmglm", exc)}
 
 
+def langevin_task(store: str, out: str, params: dict) -> dict:
+    from pipeline.langevin import langevin_on_store
+
+    try:
+        _, summary, _ = langevin_on_store(store, out, **params)
+        return summary
+    except WormflowError as exc:
+        return {"error": failure_message("langevin", exc)}
+
+
 def summary_task(fn, store: str, out: str, options: dict) -> dict:
     """An analyze command's fit as one task on the user's cluster: its outputs go to ``out``;
     only the summary comes back."""
