@@ -35,7 +35,7 @@ from typing import Callable
 from activity.raw import RawRecording, check_recording
 from activity.readers import (flavell_h5, leifer_text, lin_mat, nwb, venkatachalam_csv,
                               yemini_mat, zimmer_mat)
-from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError
+from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError, sniff_safely
 
 ENTRY_POINT_GROUP = "wormflow.readers"
 
@@ -103,16 +103,7 @@ def known_formats() -> str:
 def detect(path: str | Path) -> list[str]:
     """Names of the formats whose reader recognises ``path`` (may be empty), in registry order."""
     path = Path(path)
-    return [name for name, r in READERS.items() if _sniffs(r, path)]
-
-
-def _sniffs(reader: Reader, path: Path) -> bool:
-    """A reader's sniff, which must never raise: a crafted file can make h5py or scipy raise
-    anything while a sniffer peeks, and a sniff that raises would stop a whole batch."""
-    try:
-        return bool(reader.sniff(path))
-    except Exception:
-        return False
+    return [name for name, r in READERS.items() if sniff_safely(r.sniff, path)]
 
 
 def side_files(path: str | Path, format: str | None = None) -> list[Path]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from types import ModuleType
 
-from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError
+from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError, sniff_safely
 from connectome.raw import RawConnectome
 from connectome.readers import (bentley_csv, cook_edgelist, cook_si5, fenyves_xlsx, funatlas_h5,
                                 nemanode_json, openworm_xls, prepost_table, randi_anatomical,
@@ -40,15 +40,7 @@ def known_formats() -> str:
 
 def detect(path: str | Path) -> list[str]:
     path = Path(path)
-    return [name for name, m in READERS.items() if path.is_file() and _sniffs(m, path)]
-
-
-def _sniffs(module: ModuleType, path: Path) -> bool:
-    """A reader's sniff, which must never raise (a crafted file can make any parser raise)."""
-    try:
-        return bool(module.sniff(path))
-    except Exception:
-        return False
+    return [name for name, m in READERS.items() if path.is_file() and sniff_safely(m.sniff, path)]
 
 
 def read_connectome(path: str | Path, format: str | None = None) -> list[RawConnectome]:

@@ -35,3 +35,13 @@ def failure_message(subject: str, exc: BaseException) -> str:
     if isinstance(exc, WormflowError):
         return str(exc)
     return f"{subject}: internal error {type(exc).__name__}: {exc}"
+
+
+def sniff_safely(sniff, path) -> bool:
+    """A format sniffer's answer, which must never be an exception: a crafted file can make
+    h5py, scipy or pandas raise anything while a sniffer peeks, and a sniff that raised would
+    stop a whole batch. Any exception counts as "not this format"."""
+    try:
+        return bool(sniff(path))
+    except Exception:
+        return False
