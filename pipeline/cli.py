@@ -168,6 +168,9 @@ def info(store) -> None:
               "(NaN, valid = False)")
     for row in summary["datasets"]:
         out.print(escape(f"{row['dataset']} signal [units]: {row['signal']}"))
+    for g in summary["gaps"]:
+        out.print(escape(f"gaps in {g['worm']}: {g['grid_dropped']} grid points dropped "
+                         f"(longest frame gap {g['max_frame_gap_s']:.1f} s)"), soft_wrap=True)
     out.print(f"neurons observed in at least one worm: {summary['neurons_seen']}/302; most covered: "
               + ", ".join(f"{n} ({c})" for n, c in summary["top_neurons"]))
 

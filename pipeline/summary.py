@@ -32,11 +32,17 @@ def activity_summary(store: str | Path) -> dict:
                                                                    ds["units"].values[sel].tolist())}))
                       if "signal" in ds.coords else "not recorded by this store's version",
         })
+    gaps = []
+    if "n_grid_dropped" in ds:
+        for worm, n, longest in zip(ds.worm.values.tolist(), ds["n_grid_dropped"].values.tolist(),
+                                    ds["max_frame_gap_s"].values.tolist()):
+            if n:
+                gaps.append({"worm": worm, "grid_dropped": int(n), "max_frame_gap_s": float(longest)})
     counts = observed.sum(axis=0)
     top = sorted(zip(neuron_names(), counts.tolist()), key=lambda x: -x[1])[:8]
     return {"n_worms": int(ds.sizes["worm"]), "dt": store_fact(ds, "dt"), "version": store_fact(ds, "wormflow_version"),
             "gap_tolerance": json.loads(store_fact(ds, "homogenize_params")).get("gap_tolerance"),
-            "datasets": rows, "neurons_seen": int(observed.any(axis=0).sum()), "top_neurons": top}
+            "datasets": rows, "neurons_seen": int(observed.any(axis=0).sum()), "top_neurons": top, "gaps": gaps}
 
 
 def validate_activity(store: str | Path) -> list[str]:

@@ -45,6 +45,7 @@ def test_info_and_validate(mirror_store):
     text = " ".join(info.output.split())                 # rich wraps long lines
     assert "Scholz2018 signal [units]: not stated in the file" in text
     assert "Dag2023 signal [units]: z-scored F/F20" in text
+    assert "gaps in Scholz2018/BrainScanner20180223_141721: 125 grid points dropped (longest frame gap 41.2 s)" in text
     ok = CliRunner().invoke(main, ["validate", str(store)])
     assert ok.exit_code == 0 and "valid" in ok.output
 
