@@ -5,6 +5,7 @@ numpy/scipy; :mod:`analysis.langevin` re-exports every public name."""
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
@@ -60,26 +61,35 @@ def split_neurons(n_neurons: int, held_out: float = 0.2, seed: int = 0):
 # ---------------------------------------------------------------- metrics
 
 
+ZERO_RATE_FLOOR = 1e-9        # the Neural Latents Benchmark's floor for a predicted rate of 0
+
+
 def bits_per_spike(rates, spikes) -> float:
     """The Neural Latents Benchmark's bits per spike: the Poisson log-likelihood of
     ``spikes`` under ``rates`` (counts per bin, any shape ending in neurons) minus that
-    under each neuron's mean rate over the evaluated data, in bits, per spike."""
-    rates = np.asarray(rates, dtype=float).reshape(-1, np.shape(rates)[-1])
-    spikes = np.asarray(spikes, dtype=float).reshape(-1, np.shape(spikes)[-1])
-    keep = ~np.isnan(spikes).any(1)
-    rates, spikes = rates[keep], spikes[keep]
-    if (rates <= 0).any():
-        raise ValueError("rates must be positive")
-    null = np.broadcast_to(spikes.mean(0, keepdims=True), spikes.shape)
+    under each neuron's mean rate over the evaluated data, in bits, per spike.
+
+    As NLB scores it: a NaN count masks that one element (not its whole bin), the null
+    rate is each neuron's mean over the observed elements, a predicted rate of exactly 0
+    is floored at 1e-9, and a negative or NaN rate where a count is observed is an error."""
+    rates = np.asarray(rates, dtype=float)
+    spikes = np.asarray(spikes, dtype=float)
+    if rates.shape != spikes.shape:
+        raise ValueError(f"rates {rates.shape} and spikes {spikes.shape} must have one shape")
+    observed = ~np.isnan(spikes)
+    if np.isnan(rates[observed]).any():
+        raise ValueError("rates must be finite where a count is observed")
+    if (rates[observed] < 0).any():
+        raise ValueError("rates must be positive or zero (zero is floored at 1e-9)")
+    with warnings.catch_warnings():                       # a neuron with no observed count: NaN null, masked
+        warnings.simplefilter("ignore", RuntimeWarning)
+        null = np.broadcast_to(np.nanmean(spikes, axis=tuple(range(spikes.ndim - 1)), keepdims=True), spikes.shape)
 
     def nll(r):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            term = np.where(spikes > 0, spikes * np.log(r), 0.0)
-        return float((r - term).sum())
+        r = np.where(r[observed] == 0, ZERO_RATE_FLOOR, r[observed])
+        return float((r - spikes[observed] * np.log(r)).sum())
 
-    with np.errstate(divide="ignore"):
-        null_nll = nll(np.where(null > 0, null, 1e-300)) if (null > 0).all() else nll(np.maximum(null, 1e-300))
-    return (null_nll - nll(rates)) / (spikes.sum() * math.log(2))
+    return (nll(null) - nll(rates)) / (np.nansum(spikes) * math.log(2))
 
 
 def r2(pred, truth, axis_neurons: int = -1) -> float:

@@ -126,6 +126,16 @@ def tensor_neurons(observed, names, min_worms: int = 2, neurons=None):
     return keep, (i[together], j[together])
 
 
+def _observed_length(ds, sub, worms, dt: float) -> int:
+    """Grid points up to the end of the longest recording among ``worms``: from the store's
+    per-worm ``duration_s`` when it has it, else from where the traces hold values."""
+    if "duration_s" in ds:
+        end = float(np.max(np.asarray(ds["duration_s"].values)[worms]))
+        return min(sub.sizes["time"], int(np.floor(end / dt + 1e-9)) + 1)
+    seen = np.flatnonzero(np.asarray(sub.notnull().any(("worm", "neuron")).values))
+    return int(seen[-1]) + 1 if seen.size else sub.sizes["time"]
+
+
 def affinity_tensor(ds, *, variable: str = "calcium", neurons=None, min_worms: int = 2, bin_size: int = 1,
                     smooth_s: float = 1.0, saturation: float = 1.0, dtype=np.float32):
     """The lazy (pair, time, worm) affinity tensor of an activity-store Dataset.
@@ -150,7 +160,11 @@ def affinity_tensor(ds, *, variable: str = "calcium", neurons=None, min_worms: i
         raise ValueError("the activity dataset has no 'dt' attribute (its grid step in seconds); "
                          "pass a dataset opened with activity.open_activity")
     dt = float(ds.attrs["dt"])
-    sub = da.isel(worm=worms, neuron=keep).transpose("worm", "time", "neuron").chunk({"worm": 1, "time": -1, "neuron": -1})
+    sub = da.isel(worm=worms, neuron=keep).transpose("worm", "time", "neuron")
+    # the time axis ends where the worms used end: no bins of the store's padding, where no
+    # worm observed anything (the longest recording of the store may not be among them)
+    sub = sub.isel(time=slice(0, _observed_length(ds, sub, worms, dt)))
+    sub = sub.chunk({"worm": 1, "time": -1, "neuron": -1})
     n_time = int(np.ceil(sub.sizes["time"] / max(bin_size, 1)))
 
     def slab(block, chunk: int = 256):

@@ -149,4 +149,30 @@ def test_bad_inputs_name_the_problem(lorenz):
     with pytest.raises(ValueError, match="forward"):
         L.fit(lorenz["spikes"], hi, ho, forward=19)
     with pytest.raises(ValueError, match="positive"):
-        L.bits_per_spike(np.zeros((2, 3)), np.ones((2, 3)))
+        L.bits_per_spike(-np.ones((2, 3)), np.ones((2, 3)))
+
+
+def test_bits_per_spike_masks_nan_counts_element_wise_and_floors_zero_rates_as_nlb():
+    rng = np.random.default_rng(11)
+    spikes = rng.poisson(2.0, size=(4, 30, 5)).astype(float)
+    rates = rng.uniform(0.5, 3.0, size=spikes.shape)
+    holey = spikes.copy()
+    holey[0, 3, 1] = np.nan                                 # one neuron of one bin unobserved
+    ok = ~np.isnan(holey)
+    null = np.nanmean(holey.reshape(-1, 5), axis=0)
+
+    def nll(r):
+        r = np.broadcast_to(r, holey.shape)[ok]
+        return (r - holey[ok] * np.log(r)).sum()
+
+    expected = (nll(null) - nll(rates)) / (np.nansum(holey) * np.log(2))
+    assert L.bits_per_spike(rates, holey) == pytest.approx(expected, rel=1e-12)
+    # the other 4 neurons of that bin still count (a whole-bin mask would drop them)
+    dropped_bin = holey.copy()
+    dropped_bin[0, 3, :] = np.nan
+    assert L.bits_per_spike(rates, holey) != pytest.approx(L.bits_per_spike(rates, dropped_bin), rel=1e-9)
+    zero = rates.copy()
+    zero[1, 2, 0] = 0.0                                     # floored at 1e-9, not refused
+    floored = zero.copy()
+    floored[1, 2, 0] = 1e-9
+    assert L.bits_per_spike(zero, spikes) == pytest.approx(L.bits_per_spike(floored, spikes), rel=1e-12)

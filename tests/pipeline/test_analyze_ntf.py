@@ -3,6 +3,8 @@ on a Dask cluster, rank chosen by stability, communities, provenance and figures
 
 import numpy as np
 import pytest
+
+from activity import open_activity
 from click.testing import CliRunner
 
 from pipeline.cli import main
@@ -29,6 +31,17 @@ def test_every_labelled_flavell_worm_enters_the_tensor_and_the_rank_is_chosen(nt
     assert (ds.pair_loading.values >= 0).all() and np.allclose(ds.time_loading.max("time"), 1)
     assert ds.time.values[1] - ds.time.values[0] == pytest.approx(5.0)          # 5 s bins of the 0.5 s grid
     assert "stability" in result.output and "core:" in result.output
+
+
+def test_the_time_axis_ends_where_the_worms_used_end(ntf_run, mirror_store):
+    # the 5 labelled worms end at 480.5 s, the store's longest recording (an unlabelled
+    # worm) at 682 s: the tensor has no bins where none of its worms recorded anything
+    out, _ = ntf_run
+    ds = open_result(out / "ntf.zarr")
+    store = open_activity(mirror_store[0])
+    end = float(store.duration_s.sel(worm=ds.worm.values).max())
+    assert end == pytest.approx(480.5, abs=1.0) and float(store.duration_s.max()) > 600
+    assert ds.time.values[-1] <= end < ds.time.values[-1] + 5.0
 
 
 def test_communities_cover_every_neuron_of_the_tensor(ntf_run):
