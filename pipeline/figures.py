@@ -75,7 +75,8 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
     """One row per worm: the most probable state over time (colour band), with the
     behaviour (e.g. reversals) and, when the store has it, the velocity beneath."""
     plt = _pyplot()
-    worms = [str(w) for w in result.sequence.values]
+    rows = "worm" if "worm" in result.states.dims else "sequence"
+    worms = [str(w) for w in result[rows].values]
     n_states = result.sizes["state"]
     from activity.store import store_fact
 
@@ -83,7 +84,7 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
     fig, axes = plt.subplots(len(worms), 1, figsize=(11, 1.0 + 1.1 * len(worms)), squeeze=False, sharex=True)
     cmap = plt.get_cmap("tab10", max(n_states, 2))
     for ax, w in zip(axes[:, 0], worms):
-        st = result.states.sel(sequence=w).values.astype(float)
+        st = result.states.sel({rows: w}).values.astype(float)
         st[st < 0] = np.nan
         t = np.arange(len(st)) * dt
         ax.imshow(st[None, :], aspect="auto", cmap=cmap, vmin=-0.5, vmax=max(n_states, 2) - 0.5,

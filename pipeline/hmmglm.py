@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from activity.store import open_activity
+from activity.store import open_activity, store_fact
 from analysis import hmmglm
 from analysis.sequences import store_sequences
 from wormflow.core.errors import WormflowError
@@ -92,7 +92,7 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
             off = ~np.eye(len(names), dtype=bool)          # the plain models: the largest |W| over states
             p_conn = np.abs(result.weights).max(0)
             summary["connectome"]["auc"] = hmmglm.roc_auc(p_conn[off], adj[off])
-    out_ds = hmmglm.result_dataset(result)
+    out_ds = hmmglm.result_dataset(result, dt=store_fact(ds, "dt"))
     if adj is not None:
         out_ds["anatomical_synapse"] = (("post", "pre"), adj)
     out_ds.attrs.update({

@@ -336,25 +336,35 @@ def _fit_em(d, n_states, prior, emission, options, rng, n_restarts, warmup_iter,
     return p, posterior, history, starts, converged
 
 
-def result_dataset(result: HMMGLMResult, params: dict | None = None):
+def result_dataset(result: HMMGLMResult, params: dict | None = None, dt: float | None = None):
     """The fit as an ``xarray.Dataset``: weights, connection types and their probabilities
     (state, post, pre[, type]), the global prior (post, pre, type), transitions, and the
-    posterior and state path per (sequence, time)."""
+    posterior and state path per sequence and time.
+
+    A fit of an activity store's worms (``result.sequences`` are worm ids) given the store's
+    grid step ``dt`` is laid out on the store's coordinates: dims ``worm`` and ``time`` in
+    seconds (the store's grid, from 0), so ``xr.align`` with the store pairs the same
+    moments. Otherwise dims ``sequence`` and ``time`` in bins."""
     import xarray as xr
 
     s_n, n_n, _ = result.weights.shape
     names = result.neurons or [f"n{i}" for i in range(n_n)]
     seqs = result.sequences or [f"seq{i}" for i in range(result.posterior.shape[0])]
+    on_store = bool(result.sequences) and dt is not None
+    seq_dim = "worm" if on_store else "sequence"
+    n_time = result.posterior.shape[1]
+    time = np.arange(n_time) * float(dt) if on_store else np.arange(n_time)
     coords = {"state": np.arange(s_n), "post": names, "pre": names, "type": list(TYPE_NAMES),
-              "sequence": seqs, "time": np.arange(result.posterior.shape[1]), "to_state": np.arange(s_n)}
+              seq_dim: seqs, "time": ("time", time, {"units": "s"} if on_store else {"units": "bins"}),
+              "to_state": np.arange(s_n)}
     data = {
         "weights": (("state", "post", "pre"), result.weights),
         "bias": (("state", "post"), result.bias),
         "connection_types": (("state", "post", "pre"), result.connection_types),
         "transition_matrix": (("state", "to_state"), result.transition_matrix),
         "initial": (("state",), result.initial),
-        "posterior": (("sequence", "time", "state"), result.posterior.astype(np.float32)),
-        "states": (("sequence", "time"), result.states.astype(np.int16)),
+        "posterior": ((seq_dim, "time", "state"), result.posterior.astype(np.float32)),
+        "states": ((seq_dim, "time"), result.states.astype(np.int16)),
         "log_likelihood_history": (("iteration",), np.asarray(result.history)),
         "kernel": (("lag",), result.kernel),
     }

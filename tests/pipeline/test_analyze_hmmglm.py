@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from activity import open_activity
 from pipeline.cli import main
 from pipeline.storage import open_result
 from tests.pipeline.checks import assert_provenance_and_figures
@@ -33,8 +34,8 @@ def test_the_labelled_flavell_worms_get_states_scored_against_reversals(hmmglm_r
     out, result = hmmglm_run
     assert result.exit_code == 0, result.output
     ds = open_result(out / "hmmglm.zarr")
-    assert ds.sizes["sequence"] == 5 and ds.sizes["state"] == 2 and ds.sizes["post"] == 25
-    assert all(w.startswith("Dag2023/") for w in ds.sequence.values)
+    assert ds.sizes["worm"] == 5 and ds.sizes["state"] == 2 and ds.sizes["post"] == 25
+    assert all(w.startswith("Dag2023/") for w in ds.worm.values)
     post = ds.posterior.values
     real = ds.states.values >= 0
     np.testing.assert_allclose(post[real].sum(-1), 1, atol=1e-5)
@@ -61,7 +62,7 @@ def test_output_carries_provenance_and_figures(hmmglm_run, mirror):
     out, _ = hmmglm_run
     ds = open_result(out / "hmmglm.zarr")
     params = assert_provenance_and_figures(
-        ds, out, ds.sequence.values, "hmmglm",
+        ds, out, ds.worm.values, "hmmglm",
         ("hmmglm_states.png", "hmmglm_couplings.png", "hmmglm_prior_vs_connectome.png"))
     assert params["n_states"] == 2 and params["prior"] == "onehot" and params["connectome_prior"]
 
@@ -77,3 +78,16 @@ def test_impossible_requests_are_refused_with_the_reason(mirror_store, tmp_path)
                                         "--neuron", "AVAL", "--neuron", "NOTANEURON"])
     assert unknown.exit_code == 2 and "NOTANEURON" in unknown.output
     assert not (tmp_path / "hmmglm.zarr").exists()
+
+
+def test_states_are_on_the_stores_coordinates_so_align_pairs_the_same_moments(hmmglm_run, mirror_store):
+    import xarray as xr
+
+    out, _ = hmmglm_run
+    states = open_result(out / "hmmglm.zarr").states
+    store = open_activity(mirror_store[0])
+    assert states.dims == ("worm", "time") and states.time.attrs["units"] == "s"
+    np.testing.assert_allclose(states.time.values, store.time.values[:states.sizes["time"]])
+    a, b = xr.align(states, store.behavior_reversal_vec, join="inner")
+    assert a.sizes == b.sizes and a.sizes["worm"] == 5
+    np.testing.assert_array_equal(a.time.values, b.time.values)

@@ -257,7 +257,7 @@ def test_the_default_pipeline_runs_every_stage_on_an_external_scheduler(default_
     assert len(list((workdir / "nwb").rglob("*.nwb"))) == 8
     assert open_result(workdir / "analysis" / "tsnet.zarr").sizes["worm"] == 8
     states = open_result(workdir / "analysis" / "hmmglm.zarr")
-    assert states.sizes["sequence"] == 5 and states.sizes["state"] == 3      # the five labelled Flavell worms
+    assert states.sizes["worm"] == 5 and states.sizes["state"] == 3      # the five labelled Flavell worms
     assert "balanced accuracy" in result.stdout
     connectome = open_result(workdir / "analysis" / "ntf.zarr")
     assert connectome.sizes["component"] == 3 and connectome.sizes["worm"] == 5
