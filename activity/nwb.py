@@ -187,13 +187,9 @@ def _when(text) -> datetime | None:
 def _session_start(worm: dict) -> datetime:
     """The session start from the source's metadata, else the date in the worm id, else unknown (epoch)."""
     meta = worm["metadata"]
-    raw = meta.get("session_start_time") if isinstance(meta, dict) else None
-    if raw:
-        try:
-            when = datetime.fromisoformat(str(raw))
-            return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-        except ValueError:
-            pass
+    when = _when(meta.get("session_start_time") if isinstance(meta, dict) else None)
+    if when is not None:
+        return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
     m = re.search(r"(20\d\d)-(\d\d)-(\d\d)", worm["worm_id"])
     if m:
         return datetime(int(m[1]), int(m[2]), int(m[3]), tzinfo=timezone.utc)

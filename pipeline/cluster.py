@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 
 from wormflow.core.errors import WormflowError
 
@@ -80,7 +80,7 @@ def resolve(spec: ClusterSpec | None = None, scheduler: str | None = None, worke
         return ClusterSpec(kind="address", address=address)
     spec = spec or ClusterSpec()
     if workers and spec.kind == "local":
-        spec = ClusterSpec(**{**spec.__dict__, "workers": workers})
+        spec = replace(spec, workers=workers)
     return spec
 
 

@@ -10,6 +10,7 @@ read, in run order. Adding a parameter to a stage is one field here.
 from __future__ import annotations
 
 import json
+import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
@@ -32,7 +33,7 @@ def _kind(cls, f) -> str:
     origin = typing.get_origin(hint)
     if origin is list:
         return "list"
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin in (typing.Union, types.UnionType):
         hint = next(a for a in typing.get_args(hint) if a is not type(None))
     return {bool: "bool", int: "int", float: "float", str: "str"}[hint]
 
@@ -63,7 +64,7 @@ def expected(spec: dict) -> str:
     noun = "an integer" if kind == "int" else "a number"
     unit = f" {spec['unit']}" if spec.get("unit") else ""
     if gt == 0 and hi is None and lo is None:
-        return f"a positive number{unit or ''}" if kind == "float" else f"a positive integer{unit}"
+        return f"a positive number{unit}" if kind == "float" else f"a positive integer{unit}"
     if lo is not None and hi is not None:
         return f"{noun} {lo}..{hi}{unit}"
     if lo is not None:

@@ -40,6 +40,10 @@ from wormflow.core.errors import FormatError, UnknownFormatError, WormflowError,
 ENTRY_POINT_GROUP = "wormflow.readers"
 
 
+def _no_side_files(path: Path) -> list[Path]:
+    return []
+
+
 @dataclass(frozen=True)
 class Reader:
     format: str
@@ -48,7 +52,7 @@ class Reader:
     sniff: Callable[[Path], bool]
     read: Callable[..., list[RawRecording]]
     options: tuple[str, ...] = ()
-    side_files: Callable[[Path], list[Path]] = field(default=lambda path: [])
+    side_files: Callable[[Path], list[Path]] = field(default=_no_side_files)
     origin: str = "wormflow"          # the distribution that provides it
 
     @classmethod
@@ -57,7 +61,7 @@ class Reader:
         if missing:
             raise TypeError(f"reader module {module.__name__} lacks {', '.join(missing)}")
         return cls(module.FORMAT, module.DESCRIPTION, module.DATASET, module.sniff, module.read,
-                   tuple(getattr(module, "OPTIONS", ())), getattr(module, "side_files", lambda path: []), origin)
+                   tuple(getattr(module, "OPTIONS", ())), getattr(module, "side_files", _no_side_files), origin)
 
 
 BUILT_IN: tuple[ModuleType, ...] = (

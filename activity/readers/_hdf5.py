@@ -104,7 +104,8 @@ def check_size(ds: h5py.Dataset, path: Path, budget: int | None = None) -> None:
     if declared <= SMALL_BYTES:
         return
     stored = ds.id.get_storage_size()
-    if ds.compression is None and not ds._filters and stored < declared:
+    filtered = ds.id.get_create_plist().get_nfilters() > 0
+    if not filtered and stored < declared:
         raise FormatError(f"{what} but stores only {stored} bytes: never written, or the file is truncated")
     if stored * MAX_COMPRESSION_RATIO < declared:
         raise FormatError(f"{what} but stores only {stored} bytes (over {MAX_COMPRESSION_RATIO}x compression): "

@@ -110,6 +110,7 @@ def file_metadata(f: h5py.File) -> dict:
     return out
 
 
+_PLACEHOLDER_DESCRIPTION = re.compile(r"^(activity|neuron|roi)[:_ ]*\d+$", re.I)     # "Neuron: 0" says nothing
 _SIGNAL_BY_NAME = {"SignalDFoF": "dF/F", "DfOverF": "dF/F", "SignalRawFluor": "raw fluorescence",
                    "SignalCalciumImResponseSeries": "calcium imaging response"}
 
@@ -119,7 +120,7 @@ def _signal(series: h5py.Group, description: str) -> tuple[str, str]:
     unit = _attr(series["data"], "unit") if "data" in series else ""
     name = series.name.rsplit("/", 1)[-1]
     said = description.strip()
-    if said.lower() in ("", "no description") or _NEURON_SERIES.match(said.replace(": ", "_").replace(" ", "_")):
+    if said.lower() in ("", "no description") or _PLACEHOLDER_DESCRIPTION.match(said):
         said = ""
     kind = next((v for k, v in _SIGNAL_BY_NAME.items() if k in series.name), "")
     signal = "; ".join(x for x in (kind, said) if x) or f"not stated in the file (series {name})"
