@@ -106,17 +106,92 @@ def test_sbm_leaves_unknown_pairs_out_instead_of_reading_them_as_zero():
     holes = np.triu(rng.random(w.shape) < 0.3, 1)
     w[holes | holes.T] = np.nan
     assert communities.nmi(ntf.weighted_sbm(w), z) == 1.0
-    zeroed = np.nan_to_num(w)
     fit = ntf.weighted_sbm(w, return_fit=True)
     assert fit.means.min() > 0.25                       # means computed on known pairs only
-    assert ntf.weighted_sbm(zeroed, return_fit=True).means.min() < fit.means.min()
+    assert not fit.edges_modelled and (fit.edge_density == 1).all()     # unknown is not "no edge"
+    zeroed = ntf.weighted_sbm(np.nan_to_num(w), return_fit=True)         # 0 is "no edge"
+    assert zeroed.edges_modelled and 0.6 < zeroed.edge_density.mean() < 0.8
+
+
+def _sparse_blocks(rng, sizes=(12, 18, 25, 15), p_in=0.45, p_out=0.08, mean_in=3.0, mean_out=1.0,
+                   weights="exponential"):
+    """Bernoulli edges within / between blocks of unequal sizes, positive weights of a
+    mean per kind of pair (the graph of issue 26)."""
+    z = np.repeat(np.arange(len(sizes)), sizes)
+    same = z[:, None] == z[None, :]
+    edge = rng.random(same.shape) < np.where(same, p_in, p_out)
+    mean = np.where(same, mean_in, mean_out)
+    w = rng.exponential(mean) if weights == "exponential" else mean * rng.lognormal(-0.125, 0.5, same.shape)
+    w = np.triu(edge * w, 1)
+    return w + w.T, z
+
+
+@pytest.mark.parametrize("weights", ["exponential", "lognormal"])
+def test_sbm_recovers_sparse_weighted_blocks_of_unequal_sizes(weights):
+    rng = np.random.default_rng()                      # a fresh draw every run
+    seed = int(rng.integers(2 ** 31))
+    scores = []
+    for _ in range(4):
+        w, z = _sparse_blocks(rng, weights=weights)
+        fit = ntf.weighted_sbm(w, return_fit=True)
+        scores.append((communities.nmi(fit.labels, z), communities.nmi(ntf.leiden(w), z), fit.n_blocks))
+    sbm, lei, k = np.array(scores).T
+    assert sbm.mean() >= 0.9 and sbm.min() >= 0.8, (seed, scores)
+    assert sbm.mean() >= lei.mean() - 0.02, (seed, scores)            # at least Leiden's, measured alongside
+    assert (k == 4).mean() >= 0.75, (seed, scores)
+
+
+def test_sbm_finds_one_block_on_random_graphs_and_on_their_degree_preserving_null():
+    rng = np.random.default_rng()
+    for _ in range(3):
+        n = 70
+        edge = rng.random((n, n)) < 0.2
+        w = np.triu(edge * rng.exponential(2.0, (n, n)), 1)
+        w = w + w.T
+        fit = ntf.weighted_sbm(w, return_fit=True)
+        assert fit.n_blocks == 1, fit.scores
+        assert len(set(ntf.leiden(w))) > 1                                  # modularity always splits
+    planted, z = _sparse_blocks(rng)
+    null = communities.degree_preserving_null(planted, seed=int(rng.integers(1000)))
+    np.testing.assert_array_equal((null > 0).sum(1), (planted > 0).sum(1))            # every degree kept
+    np.testing.assert_allclose(np.sort(null[np.triu_indices(len(z), 1)]), np.sort(planted[np.triu_indices(len(z), 1)]))
+    assert communities.nmi(ntf.weighted_sbm(null), z) < 0.3                          # the blocks are gone
+
+
+def test_degree_correction_keeps_hubs_and_quiet_nodes_of_a_block_together():
+    rng = np.random.default_rng()
+    z = np.repeat([0, 1], 50)
+    scores = []
+    for _ in range(3):
+        theta = rng.lognormal(0, 1.0, len(z))              # hubs and quiet nodes in both blocks
+        theta /= theta.mean()
+        rate = np.outer(theta, theta) * np.where(z[:, None] == z[None, :], 0.2, 0.03)
+        edge = rng.random(rate.shape) < np.minimum(rate, 1)
+        w = np.triu(edge * rng.exponential(1.0, rate.shape), 1)
+        w = w + w.T
+        corrected = ntf.weighted_sbm(w, degree_corrected=True, return_fit=True)
+        plain = ntf.weighted_sbm(w, degree_corrected=False, return_fit=True)
+        assert corrected.n_blocks == 2 and corrected.degree_corrected
+        assert plain.n_blocks > 2                          # the plain model splits by degree instead
+        scores.append((communities.nmi(corrected.labels, z), communities.nmi(plain.labels, z)))
+    corrected, plain = np.array(scores).T
+    assert corrected.min() >= 0.5 and corrected.mean() >= plain.mean() + 0.1, scores
 
 
 def test_icl_and_nmi_match_hand_computed_values():
     assert communities.nmi([0, 0, 1, 1], [1, 1, 0, 0]) == pytest.approx(1.0)
     assert communities.nmi([0, 0, 1, 1], [0, 1, 0, 1]) == pytest.approx(0.0)
-    # 2 blocks, shared variance: P = 3 means + 1 variance over 10 pairs, 1 proportion over 5 nodes
-    assert communities.icl(-10.0, 2, 5) == pytest.approx(-10 - 0.5 * 4 * np.log(10) - 0.5 * np.log(5))
+    # 2 blocks on 5 nodes, 10 pairs of which 6 edges: 3 weight means + 1 pooled variance
+    # over the edges, 3 edge rates over the pairs, 1 proportion over the nodes
+    assert communities.icl(-10.0, 2, 5, n_edges=6) == pytest.approx(
+        -10 - 0.5 * 4 * np.log(6) - 0.5 * 3 * np.log(10) - 0.5 * np.log(5))
+    # assortative: one within and one between value; degree-corrected: n - K propensities more
+    degrees = [3, 2, 3, 2, 2]
+    assert communities.icl(-10.0, 2, 5, n_edges=6, assortative=True, degrees=degrees) == pytest.approx(
+        -10 - 0.5 * 3 * np.log(6) - 0.5 * 2 * np.log(10) - 0.5 * np.log(3 * 2 * 3 * 2 * 2) - 0.5 * np.log(5))
+    # a dense matrix (every pair an edge): no edge part
+    assert communities.icl(-10.0, 2, 5, edges_modelled=False) == pytest.approx(
+        -10 - 0.5 * 4 * np.log(10) - 0.5 * np.log(5))
 
 
 @pytest.fixture(scope="module")
