@@ -6,12 +6,14 @@ applies, and the cycle and recurrence networks), :mod:`.simulation` (series of k
 structure: fractional Gaussian noise and motion, pseudo-periodic signals).
 """
 
-from analysis.tsnet.graphs import (CONSTRUCTIONS, METRICS, degree_distribution, graph_metrics, hvg_exponent,
+from analysis.tsnet.graphs import (CONSTRUCTIONS, METRICS, MIN_TAIL, degree_distribution, fit_tail, graph_metrics,
+                                   hvg_exponent,
                                    hvg_iid_distribution, iid_reference, nvg_exponent, trace_metrics, tsnet_metrics,
                                    visibility_graph)
 from analysis.tsnet.networks import Segments, cycle_network, recurrence_network, segments
 from analysis.tsnet.simulation import fbm, fgn, pseudo_periodic
 
-__all__ = ["CONSTRUCTIONS", "METRICS", "Segments", "cycle_network", "degree_distribution", "fbm", "fgn",
+__all__ = ["CONSTRUCTIONS", "METRICS", "MIN_TAIL", "Segments", "cycle_network", "degree_distribution", "fbm", "fgn",
+           "fit_tail",
            "graph_metrics", "hvg_exponent", "hvg_iid_distribution", "iid_reference", "nvg_exponent",
            "pseudo_periodic", "recurrence_network", "segments", "trace_metrics", "tsnet_metrics", "visibility_graph"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from analysis import tsnet
+from analysis import surrogates, tsnet
 from analysis.tsnet import simulation as simulate
 
 
@@ -21,6 +21,51 @@ def test_hvg_of_iid_noise_has_the_exact_exponential_degree_law():
     p = tsnet.degree_distribution(k)
     for kk in range(2, 9):
         assert p[kk] == pytest.approx(tsnet.hvg_iid_distribution(kk), rel=0.05)
+
+
+def _logistic_map(n, x0, r=4.0):
+    x = np.empty(n)
+    x[0] = x0
+    for i in range(1, n):
+        x[i] = r * x[i - 1] * (1 - x[i - 1])
+    return x
+
+
+def test_hvg_tail_fit_tells_the_chaotic_logistic_map_from_noise_and_from_its_surrogate():
+    # Luque et al. 2009: chaotic series have lambda < ln(3/2), the iid value; fitted over
+    # k >= 3 both read ~0.406, so the rate is fitted where the law holds (the KS rule)
+    rng = np.random.default_rng()
+    for _ in range(3):
+        chaos = _logistic_map(3000, rng.uniform(0.05, 0.95))
+        k = np.array([d for _, d in tsnet.visibility_graph(chaos, "horizontal").degree()])
+        lam, k_min = tsnet.fit_tail(k, "geometric", k_floor=3)
+        assert lam == tsnet.hvg_exponent(chaos) and k_min > 3 and (k >= k_min).sum() >= tsnet.MIN_TAIL
+        noise_lam = tsnet.hvg_exponent(rng.random(3000))
+        assert lam < 0.33 < 0.37 < noise_lam < 0.44, (lam, noise_lam)
+        values = dict(zip(tsnet.METRICS, tsnet.trace_metrics(chaos, "horizontal", modularity=False)[0]))
+        assert values["hvg_lambda"] == pytest.approx(lam) and values["hvg_k_min"] == k_min
+        assert values["hvg_lambda_null"] > 0.37         # the phase-randomized surrogate reads as noise
+
+
+def test_surrogates_keep_spectrum_and_gaps_and_break_only_what_they_should():
+    rng = np.random.default_rng()
+    x = np.cumsum(rng.normal(size=512))
+    x[100:120] = np.nan
+    s = surrogates.phase_randomized(x, rng)
+    assert np.array_equal(np.isnan(s), np.isnan(x))
+    for lo, hi in ((0, 100), (120, 512)):
+        np.testing.assert_allclose(np.abs(np.fft.rfft(s[lo:hi] - s[lo:hi].mean())),
+                                   np.abs(np.fft.rfft(x[lo:hi] - x[lo:hi].mean())), rtol=1e-8, atol=1e-8)
+        assert np.corrcoef(s[lo:hi], x[lo:hi])[0, 1] < 0.9
+    traces = rng.normal(size=(3, 200, 4))
+    traces[1, 150:, 2] = np.nan                          # a recording that ended early
+    shifted = surrogates.circular_shift(traces, rng, axis=1)
+    assert np.isnan(shifted[1, 150:, 2]).all() and np.isfinite(shifted[1, :150, 2]).all()
+    for w in range(3):
+        for n in range(4):
+            a, b = np.sort(traces[w, :, n]), np.sort(shifted[w, :, n])
+            np.testing.assert_array_equal(a[np.isfinite(a)], b[np.isfinite(b)])
+    assert not np.allclose(shifted[0], traces[0])
 
 
 def test_hvg_of_a_periodic_series_has_a_bounded_regular_degree_sequence():
