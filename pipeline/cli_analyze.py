@@ -135,7 +135,7 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
         assert 1 <= lo <= hi
     except (ValueError, AssertionError):
         raise click.BadParameter(f"{ranks!r} is not LO-HI with 1 <= LO <= HI", param_hint="--ranks")
-    what = f"rank {rank}" if rank else f"ranks {ranks} (choosing by stability)"
+    what = f"rank {rank}" if rank else f"ranks {ranks} (choosing against the circular-shift null, then by stability)"
     with console.status(f"affinity tensor, then NTF at {what} with {restarts} restarts each, then communities…"):
         def work():
             with open_client(resolve(None, scheduler, workers)) as client:
@@ -148,14 +148,16 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
     console.print(f"tensor {shape[0]} pairs x {shape[1]} time bins x {shape[2]} worms "
                   f"({result.attrs['observed_fraction']:.0%} observed)")
     if selection is not None:
-        console.print("rank: " + ", ".join(f"{r}: error {e:.3f} stability {s:.2f}" for r, e, s in zip(
-            selection["rank"].values, selection.error.values, selection.stability.values))
-            + f" -> {result.attrs['rank']}")
-    console.print(f"rank {result.attrs['rank']}: relative error {result.attrs['error']:.3f}, "
+        console.print("rank: " + ", ".join(f"{r}: error {e:.3f} (null {n:.3f}) stability {s:.2f}" for r, e, n, s in zip(
+            selection["rank"].values, selection.error.values, selection.null_error.values,
+            selection.stability.values)) + f" -> {result.attrs['rank']}")
+    console.print(f"rank {result.attrs['rank']}: relative error {result.attrs['error']:.3f} "
+                  f"(circular-shift null {result.attrs['null_error']:.3f}), "
                   f"stability {result.attrs['stability']:.2f} over {restarts} restarts")
     for k in result.component.values:
         core = [str(n) for n, c in zip(result.neuron.values, result.core.sel(component=k).values) if c]
-        console.print(f"component {k}: {int(result.n_blocks.sel(component=k))} SBM blocks, "
+        console.print(f"component {k}: {int(result.n_blocks.sel(component=k))} SBM blocks "
+                      f"({int(result.n_blocks_null.sel(component=k))} on its degree-preserving null), "
                       f"{len(set(result.leiden.sel(component=k).values.tolist()))} Leiden communities; "
                       f"core: {', '.join(core[:12])}{'…' if len(core) > 12 else ''}")
     for p in made:

@@ -68,7 +68,51 @@ def metric_heatmap(result, construction: str, metric: str, path: str | Path) -> 
     ax.set_title(f"{construction} VG: {metric}" if construction in ("natural", "horizontal") else
                  f"{construction} network: {metric}")
     fig.colorbar(im, ax=ax, label=metric, fraction=0.06, shrink=0.5 if da.sizes[unit] > 40 else 1.0)
-    return _save(plt, fig, path)
+    finite = da.values[np.isfinite(da.values)]
+    caption = (f"{metric} of the {construction} graph of every trace ({finite.size} traces, {da.sizes[unit]} "
+               f"{unit}s by {da.sizes['worm']} worms); median {np.median(finite):.3f}." if finite.size else
+               f"{metric} of the {construction} graph of every trace: no finite value.")
+    null = {"hvg_lambda": "hvg_lambda_null", "nvg_gamma": "nvg_gamma_null"}.get(metric)
+    if null and finite.size and null in result[construction].metric.values:
+        own = result[construction].sel(metric=metric).values.ravel()
+        sur = result[construction].sel(metric=null).values.ravel()
+        both = np.isfinite(own) & np.isfinite(sur)
+        if both.any():
+            caption += (f" The same fit on phase-randomized surrogates (same spectrum): median {np.median(sur[both]):.3f};"
+                        f" the trace's value is below its surrogate's in {100 * (own[both] < sur[both]).mean():.0f}%"
+                        " of traces.")
+        if metric == "hvg_lambda":
+            k_min = result[construction].sel(metric="hvg_k_min").values.ravel()
+            caption += (f" Fitted on each trace's tail k >= k_min chosen by the KS rule (median k_min "
+                        f"{np.nanmedian(k_min):.0f}); iid noise gives ln(3/2) = 0.405.")
+    return _save(plt, fig, path, caption)
+
+
+def exponent_vs_null(result, construction: str, path: str | Path) -> Path | None:
+    """Histogram of each trace's VG exponent beside that of its phase-randomized surrogate."""
+    metric, null = (("hvg_lambda", "hvg_lambda_null") if construction == "horizontal"
+                    else ("nvg_gamma", "nvg_gamma_null"))
+    if construction not in result or null not in result[construction].metric.values:
+        return None
+    own = result[construction].sel(metric=metric).values.ravel()
+    sur = result[construction].sel(metric=null).values.ravel()
+    both = np.isfinite(own) & np.isfinite(sur)
+    if not both.any():
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    bins = np.linspace(min(own[both].min(), sur[both].min()), max(own[both].max(), sur[both].max()), 40)
+    ax.hist(own[both], bins=bins, alpha=0.7, label=f"traces (median {np.median(own[both]):.3f})")
+    ax.hist(sur[both], bins=bins, alpha=0.6, color="0.5", label=f"surrogates (median {np.median(sur[both]):.3f})")
+    if construction == "horizontal":
+        ax.axvline(np.log(1.5), color="k", lw=0.8, ls="--", label="iid, ln 3/2")
+    ax.set_xlabel(metric)
+    ax.set_ylabel("traces")
+    ax.legend(fontsize=7)
+    caption = (f"{metric} of {int(both.sum())} traces against the same fit on a phase-randomized surrogate of each "
+               f"(same power spectrum, random phases): below the surrogate in {100 * (own[both] < sur[both]).mean():.0f}%"
+               f" of traces, median difference {np.median(own[both] - sur[both]):+.3f}.")
+    return _save(plt, fig, path, caption)
 
 
 def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_reversal_vec") -> Path:
@@ -158,6 +202,13 @@ def prior_vs_connectome(result, path: str | Path) -> Path:
     return _save(plt, fig, path)
 
 
+def _null_sentence(result) -> str:
+    if "null_error" not in result.attrs:
+        return ""
+    return (f" Relative error {result.attrs['error']:.3f} on the observed entries, against "
+            f"{result.attrs['null_error']:.3f} for the same rank on the null, {result.attrs.get('null', 'its null')}.")
+
+
 def ntf_loadings(result, ds, path: str | Path, behaviour: str = "behavior_reversal_vec") -> Path:
     """Per component: its time loading (with the share of worms reversing shaded, or the
     recording's stimulus events where the store has them) and its worm loadings."""
@@ -188,7 +239,13 @@ def ntf_loadings(result, ds, path: str | Path, behaviour: str = "behavior_revers
     axes[-1, 0].set_xlabel("time (s)")
     if shade is not None:
         axes[0, 0].legend(fontsize=7, loc="upper right")
-    return _save(plt, fig, path)
+    caption = (f"Dynamic functional connectome: time (left) and worm (right) loadings of the {len(comps)} "
+               f"components of the non-negative CP decomposition of the differential-affinity tensor "
+               f"({result.sizes['pair']} pairs, {result.sizes['time']} bins, {result.sizes['worm']} worms)."
+               + _null_sentence(result)
+               + (f" Factors reproduced across restarts: stability {result.attrs['stability']:.2f}."
+                  if np.isfinite(result.attrs.get("stability", np.nan)) else ""))
+    return _save(plt, fig, path, caption)
 
 
 def community_matrices(result, path: str | Path) -> Path:
@@ -218,7 +275,14 @@ def community_matrices(result, path: str | Path) -> Path:
         n_blocks = int(result.n_blocks.sel(component=k)) if "n_blocks" in result else 1
         ax.set_title(f"component {k}: {n_blocks} communities", fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046)
-    return _save(plt, fig, path)
+    caption = "Pair loadings of each component as a neuron-by-neuron matrix, ordered by the weighted SBM's blocks."
+    if "n_blocks" in result:
+        caption += f" Blocks per component: {', '.join(str(int(v)) for v in result.n_blocks.values)}"
+        if "n_blocks_null" in result:
+            caption += (f"; on each component's degree-preserving null (edges rewired, weights shuffled): "
+                        f"{', '.join(str(int(v)) for v in result.n_blocks_null.values)}")
+        caption += "."
+    return _save(plt, fig, path, caption)
 
 
 def rank_selection(result, path: str | Path) -> Path:
@@ -226,7 +290,10 @@ def rank_selection(result, path: str | Path) -> Path:
     plt = _pyplot()
     ranks = result.candidate_rank.values
     fig, ax = plt.subplots(figsize=(5, 3.4))
-    ax.plot(ranks, result.rank_error.values, "o-", color="C0")
+    ax.plot(ranks, result.rank_error.values, "o-", color="C0", label="data")
+    if "rank_null_error" in result:
+        ax.plot(ranks, result.rank_null_error.values, "o:", color="0.5", label="circular-shift null")
+        ax.legend(fontsize=7, loc="lower left")
     ax.set_xlabel("rank")
     ax.set_ylabel("relative error", color="C0")
     bx = ax.twinx()
@@ -235,7 +302,9 @@ def rank_selection(result, path: str | Path) -> Path:
     bx.set_ylim(0, 1.02)
     ax.axvline(int(result.attrs["rank"]), color="0.5", lw=1)
     ax.set_title(f"chosen rank {int(result.attrs['rank'])}", fontsize=9)
-    return _save(plt, fig, path)
+    caption = (f"NTF rank selection: relative error (data and null) and restart stability per rank; chosen "
+               f"rank {int(result.attrs['rank'])} by {result.attrs.get('rank_rule', 'stability')}.")
+    return _save(plt, fig, path, caption)
 
 
 def latent_trajectories(result, path: str | Path, n_windows: int = 12) -> Path:
@@ -282,12 +351,23 @@ def heldout_traces(result, path: str | Path, n_neurons: int = 3, n_windows: int 
     return _save(plt, fig, path)
 
 
-def _save(plt, fig, path: str | Path) -> Path:
+def caption_path(path: str | Path) -> Path:
+    """Where a figure's caption lives: NAME.caption.txt beside NAME.png (the report reads it)."""
+    path = Path(path)
+    return path.with_name(path.stem + ".caption.txt")
+
+
+def _save(plt, fig, path: str | Path, caption: str | None = None) -> Path:
+    from wormflow.core.atomic import replacing
+
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    if caption:
+        with replacing(caption_path(path)) as tmp:
+            Path(tmp).write_text(caption, encoding="utf-8")
     return path
 
 

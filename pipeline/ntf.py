@@ -53,22 +53,34 @@ def ntf_on_store(store: str | Path, out: str | Path, *, rank: int | None = None,
                                         bin_size=bin_size, smooth_s=smooth_s, saturation=saturation)
     except ValueError as exc:
         raise WormflowError(f"{store}: {exc}") from exc
+    # the null: the same tensor built from traces each shifted by its own random offset
+    lazy_null = affinity.affinity_tensor(ntf.circular_shift_null(ds.isel(worm=_worm_positions(ds, lazy)), seed=seed),
+                                         neurons=list(neurons) if neurons else None, min_worms=min_worms,
+                                         bin_size=bin_size, smooth_s=smooth_s, saturation=saturation)
     if client is not None:
         tensor = build_tensor(lazy, client=client, progress=progress)
+        null = build_tensor(_same_pairs(lazy_null, lazy), client=client, progress=progress)
     else:
         with dask_client(workers) as c:
             tensor = build_tensor(lazy, client=c, progress=progress)
+            null = build_tensor(_same_pairs(lazy_null, lazy), client=c, progress=progress)
     selection = None
     if rank is None:
-        selection = ntf.select_rank(tensor, ranks, n_restarts=n_restarts, seed=seed)
+        selection = ntf.select_rank(tensor, ranks, n_restarts=n_restarts, seed=seed, null=null)
         rank = int(selection.attrs["chosen_rank"])
     result = ntf.fit(tensor, rank, n_restarts=n_restarts, seed=seed)
+    null_fit = ntf.fit(null, rank, n_restarts=n_restarts, seed=seed, communities=False)
+    result.attrs["null_error"] = float(null_fit.attrs["error"])
+    result.attrs["null"] = "the tensor of circularly shifted traces (each worm and neuron its own random offset)"
     if selection is not None:
         result["rank_error"] = selection["error"].rename(rank="candidate_rank")
         result["rank_stability"] = selection["stability"].rename(rank="candidate_rank")
+        result["rank_null_error"] = selection["null_error"].rename(rank="candidate_rank")
+        result.attrs["rank_rule"] = selection.attrs["rank_rule"]
     result.attrs.update({
         **provenance_attrs("ntf", store, ds, tensor.worm.values),
-        "parameters": json.dumps({"rank": rank, "rank_chosen_by": "stability" if selection is not None else "user",
+        "parameters": json.dumps({"rank": rank,
+                                  "rank_chosen_by": selection.attrs["rank_rule"] if selection is not None else "user",
                                   "bin_s": bin_s, "bin_size": bin_size, "min_worms": min_worms, "smooth_s": smooth_s,
                                   "saturation": saturation, "n_restarts": n_restarts, "seed": seed,
                                   "neurons": list(neurons) if neurons else None}),
@@ -76,6 +88,21 @@ def ntf_on_store(store: str | Path, out: str | Path, *, rank: int | None = None,
     })
     write_zarr_atomic(result, Path(out) / "ntf.zarr")
     return result, selection, ds
+
+
+def _worm_positions(ds, lazy):
+    """Positions in ``ds`` of the worms the tensor kept."""
+    index = {w: k for k, w in enumerate(ds.worm.values.tolist())}
+    return [index[w] for w in lazy.worm.values.tolist()]
+
+
+def _same_pairs(null, lazy):
+    """The null tensor on exactly the data tensor's pairs and bins (its neurons are
+    observed in the same worms, so the pairs agree; checked, not assumed)."""
+    if null.sizes != lazy.sizes or not (np.array_equal(null.neuron_a.values, lazy.neuron_a.values)
+                                        and np.array_equal(null.neuron_b.values, lazy.neuron_b.values)):
+        raise WormflowError("the circular-shift null's tensor does not match the data's pairs")
+    return null
 
 
 def ntf_figures(result, ds, figures: str | Path) -> list[Path]:

@@ -106,10 +106,14 @@ def write_report(root: Path, config, result) -> Path:
     pngs = sorted((root / "analysis" / "figures").glob("*.png")) if (root / "analysis" / "figures").exists() else []
     if pngs:
         body = []
+        from pipeline.figures import caption_path
+
         for p in pngs:
             shutil.copyfile(p, figs / p.name)
+            cap = caption_path(p)
+            text = cap.read_text(encoding="utf-8") if cap.exists() else p.stem.replace("_", " ")
             body.append(f'<figure><img src="figures/{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
-                        f"<figcaption>{html.escape(p.stem.replace('_', ' '))}</figcaption></figure>")
+                        f"<figcaption>{html.escape(text)}</figcaption></figure>")
         sections.append("<h2>Analyses</h2>" + "".join(body))
     sections.append("<h2>Parameters</h2><pre>" + html.escape(json.dumps(json.loads(config.to_json()), indent=1))
                     + "</pre>")

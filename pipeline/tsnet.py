@@ -56,11 +56,16 @@ def tsnet_on_store(store: str | Path, out: str | Path, *, constructions=("horizo
 def tsnet_figures(result, figures: str | Path, constructions, metric: str | None = None) -> list[Path]:
     """The degree distributions and a neuron-by-worm heatmap of ``metric`` (default: the HVG
     rate when horizontal graphs were made, else the mean path length)."""
-    from pipeline.figures import degree_distributions, metric_heatmap
+    from pipeline.figures import degree_distributions, exponent_vs_null, metric_heatmap
 
     figures = Path(figures)
     made = [degree_distributions(result, figures / "tsnet_degree_distributions.png")]
     shown = "horizontal" if "horizontal" in constructions else constructions[0]
     metric = metric or ("hvg_lambda" if shown == "horizontal" else "path_length")
     made.append(metric_heatmap(result, shown, metric, figures / f"tsnet_{shown}_{metric}.png"))
+    for c in constructions:
+        if c in ("horizontal", "natural"):
+            null = exponent_vs_null(result, c, figures / f"tsnet_{c}_exponent_vs_null.png")
+            if null is not None:
+                made.append(null)
     return made

@@ -411,7 +411,9 @@ def degree_preserving_null(adjacency, *, n_swaps: int | None = None, seed: int =
     """A random graph with the same degree of every node and the same multiset of weights:
     the edges rewired by double-edge swaps (networkx), each rewired edge drawing a weight
     from the original edges at random. Unknown (NaN) pairs stay unknown. The null model
-    beside a community result: structure found here was chance."""
+    beside a community result: structure found here was chance. On a dense graph few
+    swaps are possible (none on a complete one); those that networkx finds are kept and
+    the shuffled weights carry the rest of the null."""
     import networkx as nx
 
     g = _graph(adjacency, "normal")
@@ -423,8 +425,11 @@ def degree_preserving_null(adjacency, *, n_swaps: int | None = None, seed: int =
     n_edges = graph.number_of_edges()
     complete = n_edges == g.n * (g.n - 1) // 2
     if not complete and n_edges >= 2:
-        nx.double_edge_swap(graph, nswap=n_swaps or 10 * n_edges, max_tries=100 * (n_swaps or 10 * n_edges),
-                            seed=int(rng.integers(2 ** 31)))
+        wanted = n_swaps or 10 * n_edges
+        try:
+            nx.double_edge_swap(graph, nswap=wanted, max_tries=100 * wanted, seed=int(rng.integers(2 ** 31)))
+        except nx.NetworkXAlgorithmError:
+            pass            # a dense graph: the swaps made so far stand (each keeps every degree)
     out = np.zeros((g.n, g.n))
     edges = np.array(graph.edges(), dtype=int).reshape(-1, 2)
     out[edges[:, 0], edges[:, 1]] = rng.permutation(g.w[iu, ju])

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from analysis.ntf.affinity import affinity_tensor
-from analysis.ntf.communities import leiden, weighted_sbm
+from analysis.ntf.communities import degree_preserving_null, leiden, weighted_sbm
 
 EPS = 1e-12
 
@@ -35,10 +35,12 @@ class NTFResult:
     errors: list[float] = field(default_factory=list)   # relative error on observed entries, per sweep
     n_iter: int = 0
     converged: bool = False
+    background: np.ndarray | None = None     # per slice of the last mode, when fitted
 
     def reconstruct(self) -> np.ndarray:
         a, b, c = self.factors
-        return np.einsum("ir,jr,kr->ijk", a, b, c)
+        x = np.einsum("ir,jr,kr->ijk", a, b, c)
+        return x if self.background is None else x + self.background[None, None, :]
 
 
 class _Ops:
@@ -61,7 +63,7 @@ class _Ops:
 def _init(shape, rank: int, init: str, seed: int, x: np.ndarray, observed, mean: float, ops: _Ops):
     rng = np.random.default_rng(seed)
     if init == "random":
-        scale = (max(mean, EPS) / rank) ** (1 / 3)
+        scale = (max(mean, EPS) / max(rank, 1)) ** (1 / 3)
         return [ops.asarray(rng.uniform(0.1, 1.0, (n, rank)) * scale) for n in shape]
     if init == "svd":         # non-negative parts of the leading singular vectors of each unfolding
         out = []
@@ -77,12 +79,14 @@ def _init(shape, rank: int, init: str, seed: int, x: np.ndarray, observed, mean:
     raise ValueError(f"init must be 'random' or 'svd', got {init!r}")
 
 
-def _hals_columns(f, m, gram, rank: int, ops: _Ops, inner: int = 1):
+def _hals_columns(f, m, gram, rank: int, ops: _Ops, inner: int = 1, frozen: int | None = None):
     """``inner`` HALS passes over the columns of factor ``f`` given its MTTKRP ``m`` and Gram
     ``gram`` (repeated passes solve the factor's non-negative least squares more exactly at
-    no extra read of the tensor)."""
+    no extra read of the tensor); column ``frozen`` is held fixed."""
     for _ in range(inner):
         for r in range(rank):
+            if r == frozen:
+                continue
             step = (m[:, r] - f @ gram[:, r]) / max(float(gram[r, r]), EPS)
             f[:, r] = ops.clip(f[:, r] + step, EPS)
     return f
@@ -105,8 +109,14 @@ def _impute(xt, observed, a, kr, block: int = 2048) -> float:
 
 
 def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1e-7, init: str = "random",
-                   seed: int = 0, dtype=np.float64, inner: int = 10, backend: str = "numpy") -> NTFResult:
+                   seed: int = 0, dtype=np.float64, inner: int = 10, backend: str = "numpy",
+                   background: bool = False) -> NTFResult:
     """Non-negative CP decomposition of a 3-way array ``x`` at ``rank`` by HALS.
+
+    ``background``: fit, beside the ``rank`` components, one level per slice of the last
+    mode (a worm's baseline, constant over the first two modes) -- a component whose first
+    two factors are held at constants. Its levels come back in ``result.background``, the
+    components in ``factors`` as usual.
 
     ``mask`` (same shape, True = observed) or NaNs in ``x`` mark missing entries. Stops
     after ``n_iter`` sweeps or when the relative error on observed entries changes by less
@@ -124,8 +134,8 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
     x = np.asarray(x)
     if x.ndim != 3:
         raise ValueError(f"nonneg_cp_hals needs a 3-way array, got shape {x.shape}")
-    if rank < 1:
-        raise ValueError("rank must be at least 1")
+    if rank < (0 if background else 1):
+        raise ValueError("rank must be at least 1 (0 only with a background)")
     observed = np.isfinite(x) if mask is None else (np.asarray(mask, dtype=bool) & np.isfinite(x))
     complete = bool(observed.all())
     if not complete and not observed.any():
@@ -137,6 +147,12 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
     mean = float(values.mean(dtype=np.float64))
     norm_obs2 = float(np.linalg.norm(values.ravel())) ** 2
     factors = [f.astype(dtype) for f in _init(x.shape, rank, init, seed, x, None if complete else observed, mean, ops)]
+    fixed = None
+    if background:          # one more column: constant over modes 1 and 2, free in mode 3
+        fixed = rank
+        factors = [np.hstack([f, np.full((len(f), 1), 1.0, dtype=dtype)]) for f in factors]
+        factors[2][:, fixed] = 0.5 * mean
+        rank = rank + 1
     has_missing = not complete
     # match the initial reconstruction's scale to the data on observed entries
     gram0 = np.ones((rank, rank))
@@ -144,6 +160,9 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
         gram0 = gram0 * (f.T @ f)
     ratio = np.sqrt(norm_obs2 / float(observed.mean()) / max(gram0.sum(), EPS))
     factors = [f * np.asarray(ratio ** (1 / 3), dtype=dtype) for f in factors]
+    if fixed is not None:   # the background's constant columns stay exactly constant
+        factors[0][:, fixed] = 1.0
+        factors[1][:, fixed] = 1.0
     a, b, c = factors
     i_, j_, k_ = x.shape
     # missing entries start at the observed mean; each sweep then re-imputes them
@@ -164,9 +183,9 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
                 break
             result.n_iter = it + 1
         unfolded = xt.reshape(i_, j_ * k_)
-        a = _hals_columns(a, unfolded @ kr, (b.T @ b) * (c.T @ c), rank, ops, inner)   # pass 1
+        a = _hals_columns(a, unfolded @ kr, (b.T @ b) * (c.T @ c), rank, ops, inner, fixed)   # pass 1
         u = (unfolded.T @ a).reshape(j_, k_, rank)                                     # pass 2: X x_1 A
-        b = _hals_columns(b, np.einsum("jkr,kr->jr", u, c), (a.T @ a) * (c.T @ c), rank, ops, inner)
+        b = _hals_columns(b, np.einsum("jkr,kr->jr", u, c), (a.T @ a) * (c.T @ c), rank, ops, inner, fixed)
         m_c = np.einsum("jkr,jr->kr", u, b)
         c = _hals_columns(c, m_c, (a.T @ a) * (b.T @ b), rank, ops, inner)
         if has_missing:
@@ -181,6 +200,9 @@ def nonneg_cp_hals(x, rank: int, *, mask=None, n_iter: int = 200, tol: float = 1
             result.converged = True
             break
     a, b, c = (np.asarray(f, dtype=np.float64) for f in (a, b, c))
+    if fixed is not None:
+        result.background = c[:, fixed] * a[0, fixed] * b[0, fixed]
+        a, b, c = (f[:, :fixed] for f in (a, b, c))
     na, nb = np.linalg.norm(a, axis=0), np.linalg.norm(b, axis=0)
     result.factors = [a / np.maximum(na, EPS), b / np.maximum(nb, EPS), c * na * nb]
     return result
@@ -217,8 +239,8 @@ def _tensor(activity, tensor_options):
     return out, tensor
 
 
-def _restarts(x, rank, n_restarts, seed, n_iter, tol):
-    fits = [nonneg_cp_hals(x, rank, n_iter=n_iter, tol=tol, seed=seed + r, dtype=np.float32)
+def _restarts(x, rank, n_restarts, seed, n_iter, tol, background=True):
+    fits = [nonneg_cp_hals(x, rank, n_iter=n_iter, tol=tol, seed=seed + r, dtype=np.float32, background=background)
             for r in range(max(n_restarts, 1))]
     best = min(fits, key=lambda f: f.errors[-1])
     others = [f for f in fits if f is not best]
@@ -229,30 +251,73 @@ def _restarts(x, rank, n_restarts, seed, n_iter, tol):
 
 
 def select_rank(activity, ranks=range(1, 9), *, n_restarts: int = 4, seed: int = 0, n_iter: int = 300,
-                tol: float = 1e-6, min_stability: float = 0.9, **tensor_options):
+                tol: float = 1e-6, min_stability: float = 0.9, null=None, null_ratio: float = 3.0,
+                background: bool = True, **tensor_options):
     """Reconstruction error and factor stability across ``n_restarts`` random restarts for
-    each rank. The chosen rank (attribute ``chosen_rank``) is the largest whose pair factors
-    are reproduced with mean correlation >= ``min_stability``, or, when none is, the most
-    stable one. Returns an xarray Dataset
-    over ``rank`` (error: best relative error on observed entries; error_spread: max-min
-    over restarts; stability)."""
+    each rank, and, with ``null`` (the same kind of input made of circularly shifted traces,
+    see ``circular_shift_null``), the error of the same fits on the null.
+
+    The chosen rank (attribute ``chosen_rank``, with ``rank_rule``):
+    - with a null: the ranks are read upward while each added component lowers the error
+      on the data at least ``null_ratio`` times as much as on the null (a component that
+      explains little more than chance ends the scan); among the ranks read, the largest
+      whose pair factors the restarts reproduce (mean correlation >= ``min_stability``).
+      The ratio's default, 3: on planted co-activation the planted components explain
+      4-8 times their null, the next ones 1-2.8 times (structure real but unplanted: each
+      worm's own drive);
+    - without: the largest stable rank;
+    either way, when none is stable, the most stable one. Returns an xarray Dataset over
+    ``rank`` (error: best relative error on observed entries; error_spread: max-min over
+    restarts; stability; null_error)."""
     import xarray as xr
 
     x, _ = _tensor(activity, tensor_options)
-    ranks = list(ranks)
-    err, spread, stab = [], [], []
+    xn = _tensor(null, tensor_options)[0] if null is not None else None
+    ranks = sorted(ranks)
+    err, spread, stab, null_err = [], [], [], []
     for r in ranks:
-        best, fits, stability = _restarts(x, r, n_restarts, seed, n_iter, tol)
+        best, fits, stability = _restarts(x, r, n_restarts, seed, n_iter, tol, background)
         finals = [f.errors[-1] for f in fits]
         err.append(best.errors[-1])
         spread.append(max(finals) - min(finals))
         stab.append(1.0 if r == 1 and np.isnan(stability) else stability)
-    stable = [r for r, s in zip(ranks, stab) if s >= min_stability]
+        null_err.append(_restarts(xn, r, n_restarts, seed, n_iter, tol, background)[0].errors[-1]
+                        if xn is not None else np.nan)
+    readable = list(ranks)
+    if xn is not None:
+        base = _restarts(x, 0, 1, seed, n_iter, tol, True)[0].errors[-1] if background else 1.0
+        base_null = _restarts(xn, 0, 1, seed, n_iter, tol, True)[0].errors[-1] if background else 1.0
+        prev, prev_null = base, base_null
+        readable = []
+        for r, e, en in zip(ranks, err, null_err):
+            if prev - e < null_ratio * max(prev_null - en, 0.0) or prev - e <= 0:
+                break
+            readable.append(r)
+            prev, prev_null = e, en
+        readable = readable or ranks[:1]
+    stable = [r for r, s in zip(ranks, stab) if s >= min_stability and r in readable]
     chosen = max(stable) if stable else ranks[int(np.nanargmax(stab))]
-    return xr.Dataset({"error": ("rank", err), "error_spread": ("rank", spread), "stability": ("rank", stab)},
+    return xr.Dataset({"error": ("rank", err), "error_spread": ("rank", spread), "stability": ("rank", stab),
+                       "null_error": ("rank", null_err)},
                       coords={"rank": ranks},
-                      attrs={"chosen_rank": chosen, "min_stability": min_stability,
-                             "n_restarts": n_restarts})
+                      attrs={"chosen_rank": chosen, "min_stability": min_stability, "n_restarts": n_restarts,
+                             "rank_rule": f"gain >= {null_ratio} x the circular-shift null's, then stability"
+                             if xn is not None else "stability", "background": int(background)})
+
+
+def circular_shift_null(ds, *, variable: str = "calcium", seed: int = 0):
+    """The activity Dataset with every (worm, neuron) trace circularly shifted by its own
+    random offset within its recorded span: each trace keeps its own dynamics, the timing
+    between neurons is broken. The null beside a dynamic connectome (its tensor is built
+    from this like the data's)."""
+    from analysis.surrogates import circular_shift
+
+    da = ds[variable].transpose("worm", "time", "neuron")
+    shifted = circular_shift(np.asarray(da.values, dtype=float), np.random.default_rng(seed), axis=1)
+    out = ds.copy()
+    out[variable] = da.copy(data=shifted.astype(da.dtype))
+    out.attrs = dict(ds.attrs, null=f"circular shift of {variable}, seed {seed}")
+    return out
 
 
 def pair_matrix(loading, neuron_a, neuron_b, neurons):
@@ -269,7 +334,8 @@ def pair_matrix(loading, neuron_a, neuron_b, neurons):
 
 
 def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int = 500, tol: float = 1e-6,
-        communities: bool = True, max_blocks: int = 8, **tensor_options):
+        communities: bool = True, max_blocks: int = 8, background: bool = True, community_null: bool = True,
+        **tensor_options):
     """The dynamic functional connectome of an activity-store Dataset (or of an affinity
     DataArray (pair, time, worm)) at ``rank``.
 
@@ -277,13 +343,19 @@ def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int 
     min_worms, bin_size, smooth_s, saturation; see analysis.ntf.affinity), fits a
     non-negative CP decomposition with ``n_restarts`` random starts (the lowest error
     kept), and finds each component's communities in its pair loading, read as a
-    weighted neuron graph: the Gaussian weighted SBM (blocks by ICL) and Leiden.
+    weighted neuron graph: the weighted SBM (blocks by ICL) and Leiden. With ``background``
+    (the default) each worm's chance level of affinity -- what independent neurons reach,
+    since the positive part of a product of two independent derivatives is not zero -- is
+    fitted beside the components (``background``, per worm), so no component is spent on it.
     Components are ordered by weight; time and worm loadings are scaled to a maximum
-    of 1, the scale going to the pair loading. Returns an xarray Dataset."""
+    of 1, the scale going to the pair loading. With ``community_null`` each component's
+    graph is also rewired into its degree-preserving null (``degree_preserving_null``) and
+    its blocks counted there (``n_blocks_null``): communities the null has too are chance.
+    Returns an xarray Dataset."""
     import xarray as xr
 
     x, tensor = _tensor(activity, tensor_options)
-    best, fits, stability = _restarts(x, rank, n_restarts, seed, n_iter, tol)
+    best, fits, stability = _restarts(x, rank, n_restarts, seed, n_iter, tol, background)
     a, b, c = best.factors
     sb, sc = np.maximum(b.max(0), EPS), np.maximum(c.max(0), EPS)
     a, b, c = a * sb * sc, b / sb, c / sc
@@ -296,16 +368,21 @@ def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int 
         {"pair_loading": (("pair", "component"), a), "time_loading": (("time", "component"), b),
          "worm_loading": (("worm", "component"), c),
          "restart_error": (("restart",), [f.errors[-1] for f in fits]),
+         **({"background": (("worm",), best.background)} if best.background is not None else {}),
          "error_history": (("iteration",), np.asarray(best.errors))},
         coords={"component": comp, "neuron_a": ("pair", na), "neuron_b": ("pair", nb),
                 "time": tensor["time"].values, "worm": tensor["worm"].values, "neuron": neurons})
     if communities:
-        sbm_labels, leiden_labels, n_blocks, cores = [], [], [], []
+        sbm_labels, leiden_labels, n_blocks, cores, null_blocks = [], [], [], [], []
         for r in comp:
             m = pair_matrix(a[:, r], na, nb, neurons)
+            m[m <= 1e-9 * np.nanmax(m)] = 0.0        # HALS's floor is a numerical zero: no edge
             fit_r = weighted_sbm(m, max_blocks=max_blocks, seed=seed, return_fit=True)
             sbm_labels.append(fit_r.labels)
             n_blocks.append(fit_r.n_blocks)
+            if community_null:
+                rewired = degree_preserving_null(m, seed=seed + int(r))
+                null_blocks.append(weighted_sbm(rewired, max_blocks=max_blocks, seed=seed, return_fit=True).n_blocks)
             leiden_labels.append(leiden(m, seed=seed))
             # the component's core: the block (of two or more neurons) whose pairs load most
             within = [fit_r.means[k, k] if (fit_r.labels == k).sum() > 1 else -np.inf for k in range(fit_r.n_blocks)]
@@ -314,6 +391,8 @@ def fit(activity, rank: int, *, n_restarts: int = 4, seed: int = 0, n_iter: int 
         ds["core"] = (("component", "neuron"), np.asarray(cores))
         ds["leiden"] = (("component", "neuron"), np.asarray(leiden_labels))
         ds["n_blocks"] = (("component",), np.asarray(n_blocks))
+        if community_null:
+            ds["n_blocks_null"] = (("component",), np.asarray(null_blocks))
     ds.attrs.update({"rank": rank, "error": float(best.errors[-1]), "stability": stability,
                      "n_iter": best.n_iter, "converged": int(best.converged), "n_restarts": n_restarts,
                      "tensor_shape": list(x.shape), "observed_fraction": float(np.isfinite(x).mean()),

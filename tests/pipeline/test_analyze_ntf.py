@@ -58,7 +58,23 @@ def test_output_carries_provenance_and_figures(ntf_run):
     ds = open_result(out / "ntf.zarr")
     params = assert_provenance_and_figures(ds, out, ds.worm.values, "ntf",
                                            ("ntf_loadings.png", "ntf_communities.png", "ntf_rank_selection.png"))
-    assert params["min_worms"] == 4 and params["bin_s"] == 5.0 and params["rank_chosen_by"] == "stability"
+    assert params["min_worms"] == 4 and params["bin_s"] == 5.0
+    assert "circular-shift null" in params["rank_chosen_by"]
+    captions = {name: (out / "figures" / name.replace(".png", ".caption.txt")).read_text()
+                for name in ("ntf_loadings.png", "ntf_communities.png", "ntf_rank_selection.png")}
+    assert f"{ds.attrs['null_error']:.3f}" in captions["ntf_loadings.png"]
+    assert "degree-preserving null" in captions["ntf_communities.png"]
+
+
+def test_real_worms_beside_their_nulls(ntf_run):
+    # the real tensor is explained better than the same tensor of circularly shifted
+    # traces, at every candidate rank; each component's blocks beside its rewired graph's
+    out, result = ntf_run
+    ds = open_result(out / "ntf.zarr")
+    assert ds.attrs["error"] < ds.attrs["null_error"]
+    assert (ds.rank_error.values < ds.rank_null_error.values).all()
+    assert ds.n_blocks_null.dims == ("component",) and (ds.n_blocks_null.values >= 1).all()
+    assert "null" in result.output
 
 
 def test_bad_requests_are_refused_with_the_reason(mirror_store, tmp_path):
