@@ -1,48 +1,56 @@
-"""How the activity store lays a variable out in Zarr v3: chunk and capacity sizes, and
-the attributes ``xarray.to_zarr`` would write, so that the writer (which writes the Zarr
-files itself, :mod:`activity.zarr_io`) produces stores xarray reads as its own."""
+"""How the activity store lays its variables out in Zarr v3, and the attributes xarray
+reads them by.
+
+Shapes are exact: every dim is as long as the longest worm's (a shorter worm reads NaN
+beyond its end), and growing one is a metadata change in the commit, never a rewrite.
+
+Chunks. The big series (worm, time, neuron), (worm, frame, roi), (worm, time, k) are
+**sharded**: one shard per worm (a shard of up to 4096 time points or frames and every
+neuron or ROI, so appending a worm writes one object per array), holding inner chunks of
+512 time points × 32 neurons (or 64 ROIs). A shard's index lets a reader fetch single
+inner chunks, so ``calcium.sel(neuron="AVAL")`` over N worms reads N × (length / 512)
+small chunks, not every byte of every worm. The 1-D per-worm series (``valid``,
+velocity, ``native_time``) are one chunk per worm; the per-worm facts (``dataset``,
+``n_frames``…) one chunk per 256 worms, a few bytes each.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from activity.zarr_io import string_as_object
 from wormflow.core.errors import StoreError
 
-BLOCKS = {"time": 2048, "roi": 256, "frame": 2048}
-K_BLOCK = 64                     # extra dims of multi-column behaviour (body angles...)
-WORM_BLOCK = 64                  # worm-axis growth step; small per-worm variables: worms per chunk
-N_NEURONS = 302
+INNER = {"time": 512, "frame": 512, "neuron": 32, "roi": 64}
+SHARD = {"time": 4096, "frame": 4096, "neuron": 320, "roi": 256}
+SERIES_CHUNK = {"time": 4096, "frame": 4096, "roi": 256, "neuron": 320}
+FACTS_CHUNK = 256
 NAN_FILL = "AAAAAAAA+H8="        # xarray's _FillValue attribute for NaN (float64, base64)
 
 
-def block(dim: str) -> int:
-    return WORM_BLOCK if dim == "worm" else BLOCKS.get(dim, K_BLOCK)
+def string_as_object(dtype) -> np.dtype:
+    """numpy's string dtypes (object, fixed-width ``<U``, numpy 2's ``StringDType``) as object."""
+    dtype = np.dtype(dtype)
+    return np.dtype(object) if dtype.kind in "OUT" else dtype
 
 
-def capacity(dim: str, size: int) -> int:
-    b = block(dim)
-    return max(b, -(-size // b) * b)
-
-
-def chunk_per_worm(dims) -> bool:
-    """The data, one chunk per worm: 2-D series along time or native frames (calcium,
-    ROI traces, multi-column behaviour). 1-D series (``valid``, ``native_time``, scalar
-    behaviour: a few kB per worm) share a chunk per block of worms, as the ROI tables do,
-    so that a worm writes a handful of files however many small variables it has."""
-    dims = [d for d in dims if d != "worm"]
-    return len(dims) >= 2 and ("time" in dims or "frame" in dims)
-
-
-def dims_of(arr) -> tuple[str, ...]:
-    return arr.dims
-
-
-def coordinates_of(arrays: dict) -> dict[str, list[str]]:
-    """The coordinate names an existing store gives its per-worm and per-neuron variables."""
-    worm = arrays["n_frames"].attrs.get("coordinates", "").split() if "n_frames" in arrays else []
-    calcium = arrays["calcium"].attrs.get("coordinates", "").split() if "calcium" in arrays else []
-    return {"worm": worm, "neuron": [c for c in calcium if c not in worm]}
+def chunking(dims: tuple[str, ...], shape: tuple[int, ...]) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
+    """(chunks, shards or None) of an array with ``dims`` (``worm`` first), see the module."""
+    if dims[0] != "worm":
+        return tuple(max(s, 1) for s in shape), None
+    rest = dims[1:]
+    if not rest:
+        return (FACTS_CHUNK,), None
+    if len(rest) == 1:
+        return (1, SERIES_CHUNK.get(rest[0], max(shape[1], 1))), None
+    inner, shard = [1], [1]
+    for d, n in zip(rest, shape[1:]):
+        if d in INNER:
+            inner.append(INNER[d])
+            shard.append(SHARD[d])
+        else:                            # the columns of multi-column behaviour: all in one chunk
+            inner.append(max(n, 1))
+            shard.append(max(n, 1))
+    return tuple(inner), tuple(shard)
 
 
 def conform(stored_dims: tuple, dims: tuple, values: np.ndarray, where: str) -> np.ndarray:

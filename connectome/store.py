@@ -7,15 +7,14 @@ Dims: ``source``, ``pre``, ``post`` (both the 302 registry names in registry ord
 neuron or does not have that layer. ``covered`` (source, pre) says which neurons each
 source reconstructed. Per-source coords: file, sha256, format, what its values mean.
 The ``edge_*`` variables keep every edge with its raw names, partners that are not
-neurons included. The store is small (tens of MB) and is rewritten whole, atomically,
-on each ingest; sources not named in an ingest are kept.
+neurons included. The store is small (tens of MB); each ingest rewrites it whole as one commit of its
+Icechunk repository (:mod:`wormflow.core.repository`); sources not named in an ingest
+are kept.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import warnings
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from wormflow.core.atomic import recover, swap_in
+from wormflow.core import repository
 from connectome.build import BuiltSource
 from wormflow.core.errors import StoreError
 from wormflow.core.neurons import neuron_names, neuron_table
@@ -34,18 +33,20 @@ STORE_FORMAT = "wormflow-connectome/1"
 EDGE_FIELDS = ("pre", "post", "pre_neuron", "post_neuron", "kind", "weight", "detail")
 
 
-def open_connectome(path: str | Path) -> xr.Dataset:
-    """Open a connectome store lazily."""
-    path = Path(path)
-    recover(path)
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        raise StoreError(f"{path}: not a connectome store (no zarr.json)")
-    if json.loads(meta.read_text()).get("attributes", {}).get("wormflow_store") != STORE_FORMAT:
+def open_connectome(path: str | Path, version: str | None = None) -> xr.Dataset:
+    """Open a connectome store (a path or URL) lazily, at its latest commit or ``version``."""
+    session = repository.readonly_session(repository.open_repository(path), version)
+    try:
+        attrs = dict(zarr.open_group(store=session.store, mode="r", zarr_format=3).attrs)
+    except Exception as exc:  # an empty repository has no root group
+        raise StoreError(f"{path}: not a connectome store ({exc})") from exc
+    if attrs.get("wormflow_store") != STORE_FORMAT:
         raise StoreError(f"{path}: not a wormflow connectome store")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return xr.open_zarr(path, consolidated=True, chunks={}, zarr_format=3)
+        ds = xr.open_zarr(session.store, consolidated=False, chunks={}, zarr_format=3)
+    ds = ds.assign({v: ds[v].astype(object) for v in ds.data_vars if ds[v].dtype.kind in "TU"})
+    return ds.assign_coords({c: ds[c].astype(object) for c in ds.coords if ds[c].dtype.kind in "TU"})
 
 
 def _source_dataset(built: BuiltSource, raw: RawConnectome, sha256: dict[str, str]) -> xr.Dataset:
@@ -74,14 +75,19 @@ def _edge_dataset(edges) -> xr.Dataset:
 
 def write_connectome(path: str | Path, items: list[tuple[RawConnectome, BuiltSource]], sha256: dict[str, str],
                      provenance: dict | None = None, version: str = "") -> xr.Dataset:
-    """Write (or update) the store with ``items``; returns the dataset as written."""
-    path = Path(path)
-    recover(path)
+    """Write (or update) the store with ``items`` in one commit; returns the dataset as
+    written. The writer holds the store's lock (local folders) from reading the sources it
+    keeps to the commit, so two ingests never lose each other's sources."""
+    with repository.writer_lock(path):
+        return _write_connectome(path, items, sha256, provenance, version)
+
+
+def _write_connectome(path, items, sha256, provenance, version) -> xr.Dataset:
     parts = [_source_dataset(b, r, sha256) for r, b in items]
     edges = [b.edges.assign(source=r.source) for r, b in items]
     new_sources = {r.source for r, _ in items}
     old_prov: dict = {}
-    if path.exists():
+    if repository.exists(path):
         old = open_connectome(path).load()
         keep = [s for s in old["source"].values.tolist() if s not in new_sources]
         if keep:
@@ -107,15 +113,13 @@ def write_connectome(path: str | Path, items: list[tuple[RawConnectome, BuiltSou
     ds.attrs = {"wormflow_store": STORE_FORMAT, "wormflow_version": version, "kinds": json.dumps(KINDS),
                 "provenance": json.dumps(prov, sort_keys=True),
                 "layout": "layer[source, pre, post] = value of pre -> post; NaN = not covered"}
-    staging = path.with_name(f"{path.name}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
-        encoding = {k: {"chunks": (1, ds.sizes["pre"], ds.sizes["post"])} for k in KINDS}
-        ds.to_zarr(staging, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            zarr.consolidate_metadata(staging, zarr_format=3)
-        swap_in(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    repo = repository.open_repository(path, create=True)
+    session = repo.writable_session(repository.BRANCH)
+    encoding = {k: {"chunks": (1, ds.sizes["pre"], ds.sizes["post"])} for k in KINDS}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(session.store, mode="w", consolidated=False, zarr_format=3, encoding=encoding)
+    repository.commit(session, f"connectome: {', '.join(sorted(new_sources))} (wormflow {version})",
+                      {"sources": sorted(new_sources), "inputs": [{"file": f, "sha256": h} for f, h in sha256.items()],
+                       "wormflow_version": version}, path)
     return ds

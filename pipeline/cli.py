@@ -125,11 +125,9 @@ def ingest_connectome_cmd(paths, store, fmt, verbose) -> None:
 
 
 def _store_kind(store: Path) -> str:
-    import json
-    try:
-        return json.loads((store / "zarr.json").read_text()).get("attributes", {}).get("wormflow_store", "")
-    except (OSError, ValueError):
-        return ""
+    from wormflow.core.repository import root_attrs
+
+    return str(root_attrs(store).get("wormflow_store", ""))
 
 
 def _connectome_info(store: Path) -> None:

@@ -63,14 +63,31 @@ def dataset_name(path: Path, default: str) -> str:
     return default
 
 
+def read_and_homogenize(path: str, format: str | None, claimed: list[str] | None, options: dict,
+                        params_json: str, dataset: str | None) -> list:
+    """One file's worms, read and homogenized: [(worm_id, dataset, extra source paths,
+    Worm)]. The work a Dask worker does for a parallel ingest, and the driver for a serial one."""
+    params = HomogenizeParams(**json.loads(params_json))
+    out = []
+    for rec in read_recordings(Path(path), format=format, claimed=claimed, **options):
+        rec.dataset = dataset or dataset_name(Path(path), rec.dataset)
+        out.append((rec.worm_id, rec.dataset, list(rec.extra_sources), homogenize_worm(rec, params)))
+    return out
+
+
 def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: str | None = None,
                     dataset: str | None = None, labels: str | None = None,
                     params: HomogenizeParams = HomogenizeParams(),
-                    on_file: Callable[[Path], None] | None = None) -> IngestReport:
+                    on_file: Callable[[Path], None] | None = None, client=None,
+                    endpoint_url: str | None = None) -> IngestReport:
     """Read, homogenize and append every worm of ``paths``; a bad file fails alone.
 
-    Re-ingesting a file already in the store (same sha256 and worm) is a no-op. The store
-    changes only if at least one worm was added, and then atomically.
+    With a Dask ``client`` every file is read and homogenized on a worker (at most two
+    files per worker in flight, so memory stays bounded) while the driver appends the
+    worms in file order; without, the driver does both. Either way the worms are one
+    commit of the store (see :class:`activity.store.StoreWriter`). Re-ingesting a file
+    already in the store (same sha256 and worm) is a no-op. The store changes only if at
+    least one worm was added.
     """
     detected: dict[Path, list[str]] = {}
     files = discover(paths, format, detected)
@@ -82,32 +99,30 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-sha256")
     ahead = {f: hasher.submit(sha256_of, f) for f in files if f.is_file()}
     side_files: dict[str, str] = {}
+    args = [(str(f), format, detected.get(f), options, params.to_json(), dataset) for f in files]
     try:
-        with StoreWriter(store, params, provenance={}) as writer:
+        with StoreWriter(store, params, provenance={}, endpoint_url=endpoint_url) as writer:
             existing, names = writer.existing()
-            for path in files:
+            for path, worms in _worms_in_order(files, args, client):
                 try:
+                    if isinstance(worms, BaseException):
+                        raise worms
                     sha = ahead[path].result() if path in ahead else ""
-                    recs = read_recordings(path, format=format, claimed=detected.get(path), **options)
-                    pending = []
-                    for rec in recs:
-                        if (sha, rec.worm_id) in existing:
-                            report.skipped.append(f"{path.name} [{rec.worm_id}]")
+                    for worm_id, worm_dataset, extra_sources, worm in worms:
+                        if (sha, worm_id) in existing:
+                            report.skipped.append(f"{path.name} [{worm_id}]")
                             continue
-                        rec.dataset = dataset or dataset_name(path, rec.dataset)
-                        pending.append((rec, homogenize_worm(rec, params)))
-                    for rec, worm in pending:
-                        name = f"{rec.dataset}/{rec.worm_id}"
+                        name = f"{worm_dataset}/{worm_id}"
                         if name in names:
                             name = f"{name}~{sha[:8]}"
                         extra = {}
-                        for side in rec.extra_sources:          # e.g. the JLD2 labels, shared by many worms
+                        for side in extra_sources:          # e.g. the JLD2 labels, shared by many worms
                             if side not in side_files:
                                 side_files[side] = sha256_of(Path(side))
                             extra[Path(side).name] = side_files[side]
                         writer.append(worm, sha, name, extra)
                         names.add(name)
-                        existing.add((sha, rec.worm_id))
+                        existing.add((sha, worm_id))
                         report.added.append(name)
                         report.notes.extend(json.loads(worm.attrs["label_notes"]))
                     inputs.append({"file": str(path.resolve()), "sha256": sha})
@@ -122,4 +137,29 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     return report
 
 
+def _worms_in_order(files, args, client):
+    """(path, its worms or the exception reading it raised), in file order."""
+    if client is None:
+        for path, a in zip(files, args):
+            try:
+                yield path, read_and_homogenize(*a)
+            except Exception as exc:  # handed to the caller, which fails this file alone
+                yield path, exc
+        return
+    depth = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
+    pending = []
+    for i, (path, a) in enumerate(zip(files, args)):
+        pending.append((path, client.submit(read_and_homogenize, *a, pure=False, key=f"read-{i}-{path.name}")))
+        if len(pending) >= depth:
+            yield _result(*pending.pop(0))
+    while pending:
+        yield _result(*pending.pop(0))
 
+
+def _result(path, future):
+    try:
+        return path, future.result()
+    except Exception as exc:  # the worker's error, re-raised here
+        return path, exc
+    finally:
+        future.release()

@@ -336,13 +336,9 @@ def publish_analysis(result_path: Path, folder: Path, repo: str) -> Collection:
 
 
 def _store_kind(path: Path) -> str:
-    meta = path / "zarr.json"
-    if not meta.is_file():
-        return ""
-    attrs = json.loads(meta.read_text()).get("attributes", {})
-    if "wormflow_store" in attrs:
-        return str(attrs["wormflow_store"]).split("/")[0].replace("wormflow-", "")
-    return "analysis" if attrs.get("wormflow_analysis") else ""
+    from wormflow.core.repository import store_kind
+
+    return store_kind(path)
 
 
 def find_collections(path: Path) -> list[tuple[str, Path]]:

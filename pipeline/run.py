@@ -28,13 +28,12 @@ from pathlib import Path
 from typing import Callable
 
 from wormflow.core.provenance import wormflow_version
-from wormflow.core.atomic import swap_in
 from pipeline.cluster import open_client, resolve
 from pipeline.stages import STAGES as STAGE_REGISTRY
 from wormflow.core.errors import WormflowError, failure_message
 from pipeline.config import Config
 from pipeline.registry import mirror_dir, resolve_sources
-from pipeline.tasks import (connectome_task, export_task, hmmglm_task, ingest_file_task, langevin_task,
+from pipeline.tasks import (connectome_task, export_task, hmmglm_task, langevin_task,
                             write_json_atomic)
 
 log = logging.getLogger("wormflow.run")
@@ -86,12 +85,6 @@ class Workdir:
     def mark_done(self, stage: str, key: str, record: dict) -> None:
         write_json_atomic(self.done_path(stage, key), record)
 
-    def _remove_stale_staging(self) -> None:
-        """Staging folders of killed runs. Holding the run lock, nothing else writes here, so
-        every one is stale, also in cache entries this run will find done and not rewrite."""
-        for stale in list(self.meta.glob("cache/*/*/.*.staging-*")):
-            shutil.rmtree(stale, ignore_errors=True)
-
     @contextmanager
     def lock(self, wait: bool = False):
         self.meta.mkdir(parents=True, exist_ok=True)
@@ -109,7 +102,6 @@ class Workdir:
             fh.truncate()
             fh.write(f"pid {os.getpid()}, started {datetime.now(timezone.utc).isoformat(timespec='seconds')}")
             fh.flush()
-            self._remove_stale_staging()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
@@ -154,63 +146,63 @@ class Runner:
         return [f.result() for f in futures]
 
     def ingest_activity(self, params: dict) -> StageResult:
+        """The run's store: every source's files read and homogenized on the cluster and
+        appended by the driver (pipeline.ingest, the same path as `wormflow ingest`),
+        one commit per source. Files already in the store are skipped; the store is
+        rebuilt when its parameters or its set of files no longer match the config."""
         from activity.homogenize import HomogenizeParams
         from activity.readers import side_files
-        from activity.store import StoreWriter
-        from pipeline.ingest import discover
+        from pipeline.ingest import discover, ingest_activity
+        from wormflow.core import repository
         from wormflow.core.provenance import sha256_of
 
         hp = HomogenizeParams(**params)
-        jobs = []
+        groups, keys, shas = [], [], set()
         for src in resolve_sources(self.config, "activity", self.wd.root / "raw", self.mirror):
-            for path in discover([src["path"]], src["format"]):
+            files = discover([src["path"]], src["format"])
+            groups.append((src, files))
+            for path in files:
                 sides = side_files(path, src["format"]) if path.is_file() else []
-                key = digest("ingest", sha256_of(path), [sha256_of(s) for s in sides], src["format"],
-                             src["dataset"], hp.to_json(), self.version)
-                jobs.append((path, src, key))
-        futures = [self.client.submit(ingest_file_task, str(p), s["format"], s["dataset"], hp.to_json(),
-                                      str(self.wd.meta / "cache" / "ingest" / k), key=f"ingest-{k}", pure=False)
-                   for p, s, k in jobs]
-        results = self._gather("ingest activity", futures)
-        good = []
-        for (path, _, key), res in zip(jobs, results):
-            if "error" in res:
-                self.fail("ingest_activity", str(path), res["error"])
-            else:
-                good.append((path, key, res))
-        store = self.wd.root / "activity.zarr"
-        self.store_key = digest("store", [k for _, k, _ in good], hp.to_json(), self.version)
-        if not good:
-            return StageResult("ingest_activity", "failed", detail="no file could be read")
-        if self.wd.done("ingest_activity", self.store_key):
-            return StageResult("ingest_activity", "cached", outputs=[str(store)], detail=f"{len(good)} file(s)")
-        self._build_store(store, hp, good, StoreWriter)
-        self.wd.mark_done("ingest_activity", self.store_key, {"outputs": [str(store)], "files": [str(p) for p, _, _ in good]})
-        return StageResult("ingest_activity", outputs=[str(store)], detail=f"{len(good)} file(s)")
-
-    def _build_store(self, store: Path, hp, good, writer_cls) -> None:
-        import xarray as xr
-
-        from wormflow.core.provenance import sha256_of
-
-        build = self.wd.meta / "build" / "activity.zarr"
-        shutil.rmtree(build, ignore_errors=True)
-        build.parent.mkdir(parents=True, exist_ok=True)
-        inputs, names = [], set()
-        with writer_cls(build, hp) as writer:
-            for path, _, res in good:
                 sha = sha256_of(path)
-                for w in res["worms"]:
-                    ds = xr.open_zarr(w["zarr"], zarr_format=3, consolidated=True).load()
-                    name = f"{w['dataset']}/{w['worm_id']}"
-                    if name in names:
-                        name = f"{name}~{sha[:8]}"
-                    writer.append(ds, sha, name, w["extra"])
-                    names.add(name)
-                inputs.append({"file": str(path), "sha256": sha})
-            writer.provenance = {"last_ingest": {"inputs": inputs, "wormflow_version": self.version,
-                                                 "params": hp.to_json()}}
-        swap_in(build, store)
+                shas.add(sha)
+                keys.append(digest("ingest", sha, [sha256_of(s) for s in sides], src["format"],
+                                   src["dataset"], hp.to_json(), self.version))
+        store = self.wd.root / "activity.zarr"
+        self.store_key = digest("store", keys, hp.to_json(), self.version)
+        if self.wd.done("ingest_activity", self.store_key) and repository.exists(store):
+            record = self.wd.done("ingest_activity", self.store_key)
+            for f, err in record.get("failed", []):
+                self.fail("ingest_activity", f, err)
+            return StageResult("ingest_activity", "cached", outputs=[str(store)], detail=record.get("detail", ""))
+        if repository.exists(store) and not self._store_matches(store, hp, shas):
+            shutil.rmtree(store)                    # the run owns its store: rebuilt from the config's files
+        tick = self.progress("ingest activity", sum(len(f) for _, f in groups))
+        failed, added = [], 0
+        for src, files in groups:
+            report = ingest_activity(files, store, format=src["format"], dataset=src["dataset"], params=hp,
+                                     client=self.client, on_file=lambda _: tick())
+            added += len(report.added)
+            failed += report.failed
+        for f, err in failed:
+            self.fail("ingest_activity", f, err)
+        if not repository.exists(store):
+            return StageResult("ingest_activity", "failed", detail="no file could be read")
+        detail = f"{len(keys) - len(failed)} file(s), {added} worm(s) added"
+        self.wd.mark_done("ingest_activity", self.store_key, {"outputs": [str(store)], "failed": failed,
+                                                              "detail": detail})
+        return StageResult("ingest_activity", outputs=[str(store)], detail=detail)
+
+    @staticmethod
+    def _store_matches(store: Path, hp, shas: set) -> bool:
+        """Whether the run's existing store was made with these parameters from files all
+        still in the config (then only new files are appended)."""
+        from activity.store import open_activity
+
+        try:
+            ds = open_activity(store)
+        except WormflowError:
+            return False
+        return ds.attrs.get("homogenize_params") == hp.to_json() and set(map(str, ds.source_sha256.values)) <= shas
 
     def ingest_connectome(self, params: dict) -> StageResult:
         from pipeline.connectome_ingest import discover_connectomes
@@ -228,17 +220,13 @@ class Runner:
             for f, err in record.get("failed", []):
                 self.fail("ingest_connectome", f, err)
             return StageResult("ingest_connectome", "cached", outputs=[str(store)])
-        build = self.wd.meta / "build" / "connectome.zarr"
-        shutil.rmtree(build, ignore_errors=True)
-        build.parent.mkdir(parents=True, exist_ok=True)
         tick = self.progress("ingest connectome", 1)
-        res = self.client.submit(connectome_task, [str(p) for p in paths], str(build), pure=False).result()
+        res = self.client.submit(connectome_task, [str(p) for p in paths], str(store), pure=False).result()
         tick()
         for f, err in res["failed"]:
             self.fail("ingest_connectome", f, err)
         if not res["built"]:
             return StageResult("ingest_connectome", "failed", detail="no connectome file could be read")
-        swap_in(build, store)
         self.wd.mark_done("ingest_connectome", key, {"outputs": [str(store)], "failed": res["failed"]})
         return StageResult("ingest_connectome", outputs=[str(store)], detail=f"{len(res['sources'])} source(s)")
 

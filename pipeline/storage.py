@@ -1,16 +1,14 @@
-"""Writing analysis results: atomic Zarr replacement and string dtypes zarr 3 accepts."""
+"""Writing analysis results: one Icechunk commit per result, and string dtypes zarr 3 accepts."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from wormflow.core.atomic import recover, replacing, swap_in
+from wormflow.core.atomic import replacing
 
 
 def object_strings(ds: xr.Dataset) -> xr.Dataset:
@@ -21,43 +19,34 @@ def object_strings(ds: xr.Dataset) -> xr.Dataset:
     return ds.assign_coords({k: fix(c.variable) for k, c in ds.coords.items() if c.dtype.kind in "UT"})
 
 
-def write_zarr_atomic(ds: xr.Dataset, path: str | Path) -> Path:
-    """Write ``ds`` as a Zarr v3 store that replaces ``path`` in one rename: a failed or killed
-    write leaves the previous version in place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    recover(path)
-    for stale in path.parent.glob(f".{path.name}.staging-*"):
-        if not _alive(stale.name.rsplit("-", 1)[-1]):     # left by a killed writer
-            shutil.rmtree(stale, ignore_errors=True)
-    staging = path.with_name(f".{path.name}.staging-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+def write_zarr_atomic(ds: xr.Dataset, path: str | Path, message: str | None = None) -> Path:
+    """Write ``ds`` as the whole content of the Icechunk store at ``path`` (a path or URL) in
+    one commit: a failed or killed write leaves the previous version in place, and the
+    earlier versions stay readable. The writer holds the store's lock on a local folder."""
+    from wormflow.core import repository
+    from wormflow.core.provenance import wormflow_version
+
+    with repository.writer_lock(path):
+        repo = repository.open_repository(path, create=True)
+        session = repo.writable_session(repository.BRANCH)
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # "consolidated metadata is not in the v3 spec" (yet)
-            object_strings(ds).to_zarr(staging, mode="w", zarr_format=3, consolidated=True)
-        swap_in(staging, path)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-    return path
+            warnings.simplefilter("ignore")
+            object_strings(ds).to_zarr(session.store, mode="w", consolidated=False, zarr_format=3)
+        name = ds.attrs.get("analysis") or Path(str(path)).name
+        repository.commit(session, message or f"write {name} (wormflow {wormflow_version()})",
+                          {"wormflow_version": wormflow_version(), "variables": sorted(map(str, ds.data_vars))}, path)
+    return Path(str(path))
 
 
-def _alive(pid: str) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
+def open_result(path: str | Path, version: str | None = None) -> xr.Dataset:
+    """Open an analysis result written by ``write_zarr_atomic`` (lazily), at its latest
+    commit or at ``version``."""
+    from wormflow.core import repository
 
-
-def open_result(path: str | Path) -> xr.Dataset:
-    """Open an analysis result written by ``write_zarr_atomic`` (lazily)."""
-    recover(Path(path))
+    session = repository.readonly_session(repository.open_repository(path), version)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # "consolidated metadata is not in the v3 spec" (yet)
-        return xr.open_zarr(path, consolidated=True, zarr_format=3)
+        warnings.simplefilter("ignore")
+        return xr.open_zarr(session.store, consolidated=False, zarr_format=3)
 
 
 def json_safe(value):

@@ -17,39 +17,12 @@ def write_json_atomic(path: Path, value) -> None:
     write_bytes_atomic(path, json.dumps(value, indent=1, sort_keys=True, default=str).encode())
 
 
-def ingest_file_task(path: str, fmt: str | None, dataset: str | None, params_json: str, cache: str) -> dict:
-    """Read and homogenize one file into the cache folder (skipped when already there)."""
-    from activity.homogenize import HomogenizeParams, homogenize
-    from activity.readers import read_recordings
-    from pipeline.ingest import dataset_name
-    from wormflow.core.provenance import sha256_of
-    from pipeline.storage import write_zarr_atomic
-
-    cache_dir = Path(cache)
-    record_path = cache_dir / "done.json"
-    if record_path.is_file():
-        return json.loads(record_path.read_text())
-    try:
-        params = HomogenizeParams(**json.loads(params_json))
-        worms = []
-        for i, rec in enumerate(read_recordings(Path(path), format=fmt)):
-            rec.dataset = dataset or dataset_name(Path(path), rec.dataset)
-            ds = homogenize(rec, params)
-            write_zarr_atomic(ds, cache_dir / f"worm{i}.zarr")
-            worms.append({"worm_id": rec.worm_id, "dataset": rec.dataset, "zarr": str(cache_dir / f"worm{i}.zarr"),
-                          "extra": {Path(p).name: sha256_of(Path(p)) for p in rec.extra_sources}})
-    except Exception as exc:  # a bad file fails alone
-        return {"error": failure_message(Path(path).name, exc)}
-    record = {"file": path, "worms": worms}
-    write_json_atomic(record_path, record)
-    return record
-
-
-def connectome_task(paths: list[str], build: str) -> dict:
+def connectome_task(paths: list[str], store: str) -> dict:
     from pipeline.connectome_ingest import ingest_connectomes
+    from wormflow.core import repository
 
-    report = ingest_connectomes(paths, build)
-    return {"sources": report.sources, "failed": report.failed, "built": Path(build).exists()}
+    report = ingest_connectomes(paths, store)
+    return {"sources": report.sources, "failed": report.failed, "built": repository.exists(store)}
 
 
 def export_task(store: str, worm: str, path: str, params: dict, validate: bool) -> dict:

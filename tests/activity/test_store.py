@@ -6,12 +6,14 @@ import textwrap
 import numpy as np
 import pytest
 import xarray as xr
+import zarr
 
 from activity import open_activity
 from activity.homogenize import HomogenizeParams, homogenize
 from activity.raw import RawRecording, Series
 from activity.store import StoreWriter
 from connectome import neuron_names
+from wormflow.core import repository
 from wormflow.core.errors import StoreError
 
 
@@ -38,6 +40,7 @@ def test_round_trip_equals_homogenized_values(tmp_path):
     ds = open_activity(store)
     assert ds.sizes["worm"] == 2 and tuple(ds["neuron"].values) == neuron_names()
     assert ds["calcium"].dtype == np.float32 and ds["calcium"].chunks[0] == (1, 1)
+    assert ds["dataset"].data.__class__ is np.ndarray                     # per-worm coords are eager
     for w, r in enumerate(recs):
         ref = homogenize(r)
         n = ref.sizes["time"]
@@ -78,7 +81,6 @@ def test_a_failed_ingest_leaves_the_previous_store_valid(tmp_path):
             raise RuntimeError("disk full")
     ds = open_activity(store)
     assert list(ds["worm"].values) == ["Fix2024/w1"]
-    assert not list(tmp_path.glob("a.zarr.staging-*"))
 
 
 def test_a_killed_ingest_leaves_the_previous_store_valid(tmp_path):
@@ -98,9 +100,8 @@ def test_a_killed_ingest_leaves_the_previous_store_valid(tmp_path):
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True)
     assert proc.returncode == -9
     assert list(open_activity(store)["worm"].values) == ["Fix2024/w1"]
-    _write(store, [_rec("w3", 100, ["AVAL"], 3)])                    # the next writer cleans up
+    _write(store, [_rec("w3", 100, ["AVAL"], 3)])                    # the next writer goes on
     assert list(open_activity(store)["worm"].values) == ["Fix2024/w1", "Fix2024/w3"]
-    assert not list(tmp_path.glob("a.zarr.staging-*"))
 
 
 def test_a_second_writer_is_refused_while_one_holds_the_store(tmp_path):
@@ -118,20 +119,7 @@ def test_appending_with_other_parameters_is_refused(tmp_path):
         _write(store, [_rec("w2", 100, ["AVAL"], 2)], HomogenizeParams(dt=0.25))
 
 
-def test_opening_something_else_is_a_clear_error(tmp_path):
-    with pytest.raises(StoreError, match="not an activity store"):
-        open_activity(tmp_path)
-
-
-def test_store_is_plain_zarr_readable_by_xarray(tmp_path):
-    store = tmp_path / "a.zarr"
-    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
-    raw = xr.open_zarr(store, zarr_format=3)
-    assert raw.attrs["wormflow_store"] == "wormflow-activity/1"
-
-
 def test_a_worm_that_conflicts_with_the_store_fails_the_transaction_and_changes_nothing(tmp_path):
-    # the writes run on the writer thread; its failure must surface from the with-block
     store = tmp_path / "a.zarr"
     _write(store, [_rec("w1", 100, ["AVAL"], 1)])
     bad = _rec("w2", 100, ["AVAR"], 2, behavior=False)
@@ -139,84 +127,16 @@ def test_a_worm_that_conflicts_with_the_store_fails_the_transaction_and_changes_
     with pytest.raises(StoreError, match="behavior_velocity is stored with dims"):
         _write(store, [bad])
     assert list(open_activity(store)["worm"].values) == ["Fix2024/w1"]
-    assert not list(tmp_path.glob("a.zarr.staging-*"))
-
-
-def test_more_worms_than_one_block_and_dask_sees_one_chunk_per_worm(tmp_path):
-    import activity.zarr_layout as store_module
-
-    store = tmp_path / "a.zarr"
-    recs = [_rec(f"w{i:02d}", 60 + i, ["AVAL", "AVAR"][: 1 + i % 2], i) for i in range(7)]
-    old = store_module.WORM_BLOCK
-    store_module.WORM_BLOCK = 3             # cross block boundaries with few worms
-    try:
-        _write(store, recs[:4])
-        _write(store, recs[4:])
-    finally:
-        store_module.WORM_BLOCK = old
-    ds = open_activity(store)
-    assert ds.sizes["worm"] == 7 and ds.attrs["n_worms"] == 7
-    assert ds.chunks["worm"] == (1,) * 7                      # consistent across variables
-    assert list(ds["worm"].values) == [f"Fix2024/{r.worm_id}" for r in recs]
-    for i, r in enumerate(recs):
-        ref = homogenize(r)
-        np.testing.assert_array_equal(ds["roi_label"].values[i, : r.n_rois], r.roi_labels)
-        np.testing.assert_allclose(ds["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
-        assert int(ds["n_frames"].values[i]) == r.n_frames
-    raw = xr.open_zarr(store, zarr_format=3)
-    assert raw.sizes["worm"] % 3 == 0 and raw.sizes["worm"] >= 7     # the worm axis grows by blocks
-
-
-def test_ingest_imports_neither_xarray_pandas_dask_nor_zarr(tmp_path):
-    script = textwrap.dedent(f"""
-        import sys, numpy as np
-        from activity.homogenize import homogenize_worm
-        from activity.raw import RawRecording, Series
-        from activity.store import StoreWriter
-        from activity.homogenize import HomogenizeParams
-        import pipeline.ingest
-        t = np.arange(200) * 0.6
-        rec = RawRecording("k.h5", "k", "Fix2024", "f", t, np.ones((200, 2)), ["AVAR", "AVAL"],
-                           behavior={{"velocity": Series(t, np.ones(200))}}, signal="synthetic fixture", units="a.u.")
-        with StoreWriter({str(tmp_path / "a.zarr")!r}, HomogenizeParams()) as w:
-            w.append(homogenize_worm(rec), "c" * 64, "Fix2024/k")
-        print(sorted(m for m in ("xarray", "pandas", "pyarrow", "dask", "zarr") if m in sys.modules))
-    """)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip() == "[]"
-    assert list(open_activity(tmp_path / "a.zarr")["worm"].values) == ["Fix2024/k"]
-
-
-def test_a_store_written_through_xarray_with_zarr_defaults_still_appends(tmp_path):
-    # what earlier wormflow versions wrote: xarray.to_zarr, zstd, nested chunk folders,
-    # one chunk per worm everywhere, and no worm capacity in the attrs
-    new, old = tmp_path / "new.zarr", tmp_path / "old.zarr"
-    recs = [_rec("w1", 100, ["AVAL", ""], 1), _rec("w2", 300, ["AVAR"], 2)]
-    _write(new, recs[:1])
-    ds = open_activity(new, trim=False).load()
-    for v in ds.variables.values():
-        v.encoding = {}
-    ds.attrs["capacity"] = {k: v for k, v in ds.attrs["capacity"].items() if k != "worm"}
-    ds.to_zarr(old, zarr_format=3, consolidated=True)
-    meta = json.loads((old / "calcium" / "zarr.json").read_text())
-    assert meta["codecs"][-1]["name"] == "zstd" and meta["chunk_key_encoding"]["configuration"]["separator"] == "/"
-    _write(old, recs[1:])
-    got = open_activity(old)
-    assert list(got["worm"].values) == ["Fix2024/w1", "Fix2024/w2"]
-    for i, r in enumerate(recs):
-        ref = homogenize(r)
-        np.testing.assert_array_equal(got["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
-        assert got["roi_label"].values[i, : r.n_rois].tolist() == r.roi_labels
-        assert int(got["n_frames"].values[i]) == r.n_frames
 
 
 def test_a_store_missing_one_of_its_facts_is_refused_naming_the_store_and_the_fact(tmp_path):
     store = tmp_path / "a.zarr"
     _write(store, [_rec("w1", 100, ["AVAL"])])
-    meta = json.loads((store / "zarr.json").read_text())
-    del meta["attributes"]["dt"]
-    (store / "zarr.json").write_text(json.dumps(meta))
+    repo = repository.open_repository(store)
+    session = repo.writable_session("main")
+    group = zarr.open_group(store=session.store, mode="r+")
+    group.attrs.put({k: v for k, v in group.attrs.items() if k != "dt"})
+    session.commit("drop dt")
     with pytest.raises(StoreError, match=rf"{store}.*'dt'"):
         open_activity(store)
 
@@ -249,3 +169,91 @@ def test_signal_units_and_gap_counts_are_per_worm_facts_of_the_store(tmp_path):
     assert np.isnan(ds["calcium"].sel(worm="Fix2024/g", neuron="AVAL").sel(time=slice(20.25, 29.75))).all()
     one = open_activity(store).isel(worm=[0])
     assert one["signal"].values.tolist() == ["synthetic fixture"]
+
+
+def test_many_worms_exact_shapes_and_one_chunk_per_worm(tmp_path):
+    store = tmp_path / "a.zarr"
+    recs = [_rec(f"w{i:02d}", 60 + i, ["AVAL", "AVAR"][: 1 + i % 2], i) for i in range(7)]
+    _write(store, recs[:4])
+    _write(store, recs[4:])
+    ds = open_activity(store)
+    assert ds.sizes["worm"] == 7 and ds.attrs["n_worms"] == 7
+    assert ds.chunks["worm"] == (1,) * 7                      # consistent across variables
+    assert list(ds["worm"].values) == [f"Fix2024/{r.worm_id}" for r in recs]
+    for i, r in enumerate(recs):
+        ref = homogenize(r)
+        np.testing.assert_array_equal(ds["roi_label"].values[i, : r.n_rois], r.roi_labels)
+        np.testing.assert_allclose(ds["calcium"].values[i, : ref.sizes["time"]], ref["calcium"].values)
+        assert int(ds["n_frames"].values[i]) == r.n_frames
+    # plain zarr through Icechunk sees exactly the dims open_activity presents: no padding
+    raw = xr.open_zarr(repository.open_repository(store).readonly_session("main").store, zarr_format=3,
+                       consolidated=False)
+    assert dict(raw.sizes) == dict(ds.sizes)
+    # selections on per-worm coordinates work (they are numpy, not dask)
+    assert ds.where(ds.dataset == "Fix2024", drop=True).sizes["worm"] == 7
+    assert set(dict(ds.groupby("dataset").groups)) == {"Fix2024"}
+    calcium = zarr.open_group(store=repository.open_repository(store).readonly_session("main").store, mode="r")["calcium"]
+    assert calcium.shards == (1, 4096, 320) and calcium.chunks == (1, 512, 32)
+
+
+def test_each_ingest_is_one_commit_that_names_its_files_and_earlier_ones_stay_readable(tmp_path, flavell_files):
+    from pipeline.ingest import ingest_activity
+
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    first = open_activity(store).attrs["store_snapshot"]
+    _write(store, [_rec("w2", 100, ["AVAR"], 2)])
+    log = repository.history(store)
+    assert log[0].metadata["worms_added"] == ["Fix2024/w2"] and log[1].metadata["worms_added"] == ["Fix2024/w1"]
+    assert list(open_activity(store, version=first)["worm"].values) == ["Fix2024/w1"]
+    assert list(open_activity(store)["worm"].values) == ["Fix2024/w1", "Fix2024/w2"]
+    assert open_activity(store).attrs["store_snapshot"] == log[0].id
+    with pytest.raises(StoreError, match="no tag, snapshot or branch named 'nope'"):
+        open_activity(store, version="nope")
+    report = ingest_activity([flavell_files[0]], store)
+    assert len(report.added) == 1
+    newest = repository.history(store)[0]
+    assert flavell_files[0].name in newest.message and "wormflow" in newest.message
+    assert newest.metadata["inputs"][0]["sha256"] == open_activity(store)["source_sha256"].values[-1]
+
+
+def test_stores_of_the_earlier_layout_and_foreign_folders_are_refused_with_what_to_do(tmp_path):
+    old = tmp_path / "old.zarr"
+    old.mkdir()
+    (old / "zarr.json").write_text(json.dumps({"zarr_format": 3, "node_type": "group",
+                                               "attributes": {"wormflow_store": "wormflow-activity/1"}}))
+    with pytest.raises(StoreError, match="earlier plain-Zarr layout.*wormflow ingest activity"):
+        open_activity(old)
+    with pytest.raises(StoreError, match="earlier plain-Zarr layout"):
+        _write(old, [_rec("w1", 100, ["AVAL"], 1)])
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("hello")
+    with pytest.raises(StoreError, match="not a wormflow store"):
+        open_activity(other)
+    with pytest.raises(StoreError, match="no store here"):
+        open_activity(tmp_path / "absent.zarr")
+
+
+@pytest.mark.parametrize("url, reason", [
+    ("http://example.org/a.zarr", "not http://"),
+    ("s3:/bucket/a", "not a valid s3 URL"),
+    ("s3://ab/a", "not a valid S3 bucket name"),
+    ("s3://bucket", "give the store a prefix"),
+    ("ftp://host/x", "not ftp://"),
+])
+def test_urls_that_are_not_supported_are_refused_and_nothing_is_written_locally(tmp_path, monkeypatch, url, reason):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(StoreError, match=reason):
+        _write(url, [_rec("w1", 100, ["AVAL"], 1)])
+    assert list(tmp_path.iterdir()) == []               # no folder named "s3:" or "http:"
+
+
+def test_a_reader_keeps_its_snapshot_while_a_writer_commits(tmp_path):
+    store = tmp_path / "a.zarr"
+    _write(store, [_rec("w1", 100, ["AVAL"], 1)])
+    reader = open_activity(store)
+    _write(store, [_rec("w2", 9000, ["AVAR"], 2)])           # grows time and worm
+    assert reader.sizes["worm"] == 1
+    np.testing.assert_array_equal(reader["calcium"].values, open_activity(store)["calcium"].isel(
+        worm=[0], time=slice(0, reader.sizes["time"])).values)

@@ -67,9 +67,9 @@ def test_a_bad_file_in_a_batch_fails_alone_and_leaves_the_store_unchanged_by_it(
 def test_validate_reports_a_broken_store(tmp_path, flavell_files):
     store = tmp_path / "c.zarr"
     CliRunner().invoke(main, ["ingest", "activity", str(flavell_files[2]), "--store", str(store)])
-    shutil.rmtree(store / "calcium")
+    shutil.rmtree(store / "chunks")                    # every chunk of the repository lost
     result = CliRunner().invoke(main, ["validate", str(store)])
-    assert result.exit_code == 1
+    assert result.exit_code == 1, result.output
 
 
 def test_cli_ingests_connectomes_and_info_lists_each_source(tmp_path, mirror):

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
+
+from connectome.store import open_connectome
 from click.testing import CliRunner
 
 from activity import open_activity
@@ -73,8 +75,8 @@ def same_outputs(a: Path, b: Path) -> None:
     x, y = open_activity(a / "activity.zarr"), open_activity(b / "activity.zarr")
     xr.testing.assert_identical(x.drop_attrs(), y.drop_attrs())
     assert x.attrs["homogenize_params"] == y.attrs["homogenize_params"]
-    cx = xr.open_zarr(a / "connectome.zarr", zarr_format=3).load()
-    cy = xr.open_zarr(b / "connectome.zarr", zarr_format=3).load()
+    cx = open_connectome(a / "connectome.zarr").load()
+    cy = open_connectome(b / "connectome.zarr").load()
     xr.testing.assert_identical(cx.drop_attrs(), cy.drop_attrs())
     tx, ty = open_result(a / "analysis" / "tsnet.zarr"), open_result(b / "analysis" / "tsnet.zarr")
     xr.testing.assert_identical(tx.drop_attrs(), ty.drop_attrs())
@@ -182,9 +184,9 @@ def test_sigkill_at_two_points_then_rerun_gives_the_outputs_of_an_uninterrupted_
     assert run_cli("run", str(cfg), "--workdir", str(ref), "--workers", "2").returncode == 0
     env = {**os.environ, "COLUMNS": "200"}
     args = [str(BIN / "wormflow"), "run", str(cfg), "--workdir", str(killed), "--workers", "2"]
-    # first kill: while activity files are being ingested (one task finished)
+    # first kill: while activity files are being ingested (the store's repository begun)
     proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _kill_when(proc, lambda: len(list(killed.glob(".wormflow/cache/ingest/*/done.json"))) >= 1)
+    _kill_when(proc, lambda: (killed / "activity.zarr").exists())
     # second kill: during the NWB export
     proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _kill_when(proc, lambda: (killed / ".wormflow" / "done" / "ingest_connectome").exists())
