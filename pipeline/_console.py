@@ -85,3 +85,29 @@ class WormflowGroup(click.Group):
                 raise
             console.print(f"[red]error:[/red] {escape(line)}", soft_wrap=True)
             sys.exit(2)
+
+
+class StoreLocation(click.ParamType):
+    """A store named by a path or a URL (``s3://bucket/prefix``, ``gs://``, ``az://``,
+    ``file://``), kept as text: a URL must never become a local path (``s3:/bucket``).
+    Unsupported or malformed URLs are refused here, before any work; with ``exists`` a
+    local path must exist (a URL is checked when the store is opened)."""
+
+    name = "store"
+
+    def __init__(self, exists: bool = False):
+        self.exists = exists
+
+    def convert(self, value, param, ctx):
+        from wormflow.core.errors import StoreError
+        from wormflow.core.repository import parse_location
+
+        try:
+            loc = parse_location(str(value))
+        except StoreError as exc:
+            self.fail(str(exc), param, ctx)
+        if loc.local:
+            if self.exists and not Path(loc.path).exists():
+                self.fail(f"{value}: no such store", param, ctx)
+            return str(value)
+        return str(loc)

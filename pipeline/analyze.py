@@ -14,6 +14,7 @@ from activity.store import store_fact
 from pipeline.stages import stage_attrs
 from wormflow.core.provenance import wormflow_version
 from wormflow.core.errors import WormflowError
+from wormflow.core.repository import parse_location
 from pipeline.storage import json_safe
 
 
@@ -38,10 +39,11 @@ def select_worms(ds, worms=None, datasets=None):
 def provenance_attrs(analysis: str, store, ds, worms=None, params=None) -> dict:
     """The attributes every analysis output carries: what made it (analysis, wormflow
     version, time, and, given ``params``, the stage's declared parameters), from which
-    store (path and its provenance), and, given ``worms``, the sha256 of each worm's raw file."""
+    store (path or URL, the snapshot read, and its provenance), and, given ``worms``, the sha256 of each worm's raw file."""
     attrs = {"wormflow_analysis": analysis, "wormflow_version": wormflow_version(),
              **(stage_attrs(analysis, params) if params is not None else {}),
-             "created": datetime.now(timezone.utc).isoformat(), "store": str(Path(store).resolve()),
+             "created": datetime.now(timezone.utc).isoformat(), "store": str(parse_location(store)),
+             "store_snapshot": str(ds.attrs.get("store_snapshot", "")),
              "store_provenance": json.dumps(json_safe(store_fact(ds, "provenance")), default=str)}
     if worms is not None:
         worms = [str(w) for w in worms]

@@ -14,7 +14,7 @@ from rich.table import Table
 from activity.homogenize import NORMALIZATION, SMOOTHING, HomogenizeParams
 from activity.readers import READERS
 from wormflow.core.errors import WormflowError
-from pipeline._console import WormflowGroup, _exit_if_failed, _or_exit, console
+from pipeline._console import StoreLocation, WormflowGroup, _exit_if_failed, _or_exit, console
 from pipeline.cli_analyze import analyze
 
 
@@ -34,7 +34,7 @@ def ingest() -> None:
 
 @ingest.command("activity")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--store", required=True, type=click.Path(path_type=Path), help="Activity store (Zarr folder).")
+@click.option("--store", required=True, type=StoreLocation(), help="Activity store: a folder or an s3://, gs://, az:// URL.")
 @click.option("--format", "fmt", type=click.Choice(sorted(READERS)), help="Reader to use (default: detect).")
 @click.option("--dataset", help="Dataset name for these worms (default: folder name like Dag2023).")
 @click.option("--labels", type=click.Path(exists=True, dir_okay=False), help="Flavell NeuroPAL_labels_dict.jld2.")
@@ -46,10 +46,14 @@ def ingest() -> None:
 @click.option("--gap-tolerance", default=1.5, show_default=True, type=float,
               help="Grid points farther than this many median frame intervals from every recorded frame are "
                    "NaN and not valid (a store parameter).")
+@click.option("--workers", type=int, help="Read and homogenize on a local Dask cluster of this many workers "
+                                          "(default: in this process).")
+@click.option("--scheduler", help="Read and homogenize on this Dask scheduler's workers (or DASK_SCHEDULER_ADDRESS "
+                                  "when --workers is not given).")
 @click.option("-v", "--verbose", is_flag=True, help="Print every label rename and warning.")
 def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoothing_s, normalization,
-                        strict_labels, gap_tolerance, verbose) -> None:
-    """Read, homogenize and append the worms in PATHS (files or folders) to STORE."""
+                        strict_labels, gap_tolerance, workers, scheduler, verbose) -> None:
+    """Read, homogenize and append the worms in PATHS (files or folders) to STORE, as one commit."""
     from pipeline.ingest import discover, ingest_activity
     try:
         params = HomogenizeParams(dt=dt, smoothing=smoothing, smoothing_s=smoothing_s,
@@ -65,8 +69,10 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
                   console=console, transient=False) as progress:
         task = progress.add_task("ingesting", total=len(files))
         try:
-            report = ingest_activity(files, store, format=fmt, dataset=dataset, labels=labels, params=params,
-                                     on_file=lambda p: progress.update(task, advance=1, description=p.name))
+            with _ingest_client(workers, scheduler) as client:
+                report = ingest_activity(files, store, format=fmt, dataset=dataset, labels=labels, params=params,
+                                         on_file=lambda p: progress.update(task, advance=1, description=p.name),
+                                         client=client)
         except WormflowError as exc:
             console.print(f"[red]error:[/red] {exc}")
             sys.exit(2)
@@ -79,6 +85,19 @@ def ingest_activity_cmd(paths, store, fmt, dataset, labels, dt, smoothing, smoot
     for n in duplicated + (report.notes if verbose else []):
         console.print(f"  [yellow]warning[/yellow] {n}")
     _exit_if_failed(report.failed)
+
+
+def _ingest_client(workers, scheduler):
+    """A Dask client for a parallel ingest when asked for (--workers, --scheduler, or
+    DASK_SCHEDULER_ADDRESS), else none: a serial ingest in this process."""
+    import contextlib
+    import os
+
+    if workers is None and scheduler is None and not os.environ.get("DASK_SCHEDULER_ADDRESS"):
+        return contextlib.nullcontext(None)
+    from pipeline.cluster import open_client, resolve
+
+    return open_client(resolve(None, scheduler, workers))
 
 
 class _LazyChoice(click.ParamType):
@@ -104,7 +123,7 @@ class _LazyChoice(click.ParamType):
 
 @ingest.command("connectome")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option("--store", required=True, type=click.Path(path_type=Path), help="Connectome store (Zarr folder).")
+@click.option("--store", required=True, type=StoreLocation(), help="Connectome store: a folder or an s3://, gs://, az:// URL.")
 @click.option("--format", "fmt", type=_LazyChoice(lambda: __import__("connectome.readers").readers.READERS),
               help="Reader (default: detect).")
 @click.option("-v", "--verbose", is_flag=True, help="Print the unknown cell names of every source.")
@@ -144,7 +163,7 @@ def _connectome_info(store: Path) -> None:
 
 
 @main.command()
-@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.argument("store", type=StoreLocation(exists=True))
 def info(store) -> None:
     """A readable summary of STORE (activity: worms per dataset and coverage; connectome: per source)."""
     from pipeline.summary import activity_summary
@@ -174,7 +193,7 @@ def info(store) -> None:
 
 
 @main.command()
-@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.argument("store", type=StoreLocation(exists=True))
 def validate(store) -> None:
     """Check STORE's invariants; exit non-zero and list every problem found."""
     from pipeline.summary import validate_activity
@@ -186,8 +205,37 @@ def validate(store) -> None:
     Console().print(f"{store}: valid")
 
 
+@main.command("log")
+@click.argument("store", type=StoreLocation(exists=True))
+def log_cmd(store) -> None:
+    """The commits of STORE, newest first: time, snapshot id, message and worms added."""
+    from wormflow.core.repository import history
+
+    commits = _or_exit(history, store, prefix="error", code=2)
+    table = Table(title=f"{store}: {len(commits)} commit(s)")
+    for col in ("written (UTC)", "snapshot", "message", "worms added"):
+        table.add_column(col)
+    for c in commits:
+        added = c.metadata.get("worms_added")
+        table.add_row(c.written_at.strftime("%Y-%m-%d %H:%M:%S"), c.id, escape(c.message),
+                      str(len(added)) if isinstance(added, list) else "")
+    Console().print(table)
+
+
+@main.command("export-zarr")
+@click.argument("store", type=StoreLocation(exists=True))
+@click.argument("dest", type=click.Path(path_type=Path))
+@click.option("--version", help="A tag or snapshot id to export (default: the latest commit).")
+def export_zarr_cmd(store, dest, version) -> None:
+    """Write STORE (any wormflow store) as a plain Zarr v3 folder DEST, for tools that do not read Icechunk."""
+    from pipeline.storage import export_plain_zarr
+
+    path = _or_exit(export_plain_zarr, store, dest, version, prefix="error", code=2)
+    console.print(f"wrote {path}")
+
+
 @main.command("export-nwb")
-@click.argument("store", type=click.Path(exists=True, path_type=Path))
+@click.argument("store", type=StoreLocation(exists=True))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Folder for OUT/<dataset>/<worm>.nwb.")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable; default: every worm).")
 @click.option("--grid", is_flag=True, help="Also write the ROIs on the store's homogenized grid.")

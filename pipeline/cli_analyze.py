@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from pipeline import stages
-from pipeline._console import _or_exit, console
+from pipeline._console import StoreLocation, _or_exit, console
 from pipeline.cluster import open_client, resolve
 
 
@@ -37,7 +37,7 @@ def _fit_where(scheduler, fn, store, out, output: str, options: dict, progress=N
 
 
 @analyze.command("tsnet")
-@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (tsnet.zarr, figures/).")
 @stages.click_options(stages.Tsnet)
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
@@ -66,7 +66,7 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 
 
 @analyze.command("hmmglm")
-@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
 @stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "restarts", "seed"))
 @click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
@@ -113,7 +113,7 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prio
 
 
 @analyze.command("ntf")
-@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (ntf.zarr, figures/).")
 @click.option("--rank", type=click.IntRange(1, 50), help="Components (default: chosen by stability over --ranks).")
 @click.option("--ranks", default="2-6", show_default=True, help="Candidate ranks for the choice, as LO-HI.")
@@ -166,7 +166,7 @@ def analyze_ntf_cmd(store, out, rank, ranks, bin_s, min_worms, smooth_s, neurons
 
 
 @analyze.command("langevin")
-@click.option("--store", required=True, type=click.Path(exists=True, path_type=Path), help="Activity store.")
+@click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path),
               help="Output folder (langevin.zarr, langevin_model.npz, figures/).")
 @click.option("--window-s", default=30.0, show_default=True, type=float, help="Trial windows, seconds.")

@@ -49,6 +49,36 @@ def open_result(path: str | Path, version: str | None = None) -> xr.Dataset:
         return xr.open_zarr(session.store, consolidated=False, zarr_format=3)
 
 
+def export_plain_zarr(store, dest: str | Path, version: str | None = None) -> Path:
+    """Any wormflow store (a path or URL) written as an ordinary Zarr v3 folder ``dest``
+    with consolidated metadata, for tools that do not speak Icechunk. ``dest`` must not
+    exist; the folder appears complete or not at all (written beside it, then renamed)."""
+    import shutil
+
+    from wormflow.core import repository
+    from wormflow.core.errors import StoreError
+
+    dest = Path(dest)
+    if dest.exists():
+        raise StoreError(f"{dest}: exists; choose a new folder")
+    session = repository.readonly_session(repository.open_repository(store), version)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3)
+        for v in ds.variables.values():
+            v.encoding = {}
+        ds.attrs = dict(ds.attrs, exported_from=str(repository.parse_location(store)),
+                        exported_snapshot=session.snapshot_id)
+        tmp = dest.with_name(f".{dest.name}.partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            object_strings(ds).to_zarr(tmp, mode="w", zarr_format=3, consolidated=True)
+            tmp.rename(dest)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return dest
+
+
 def json_safe(value):
     """numpy scalars and arrays inside nested structures as plain Python values."""
     if isinstance(value, dict):
