@@ -1,23 +1,25 @@
-"""Ingest speed and memory against the named baselines, measured in the same run.
+"""Ingest speed, memory and store scale, each against its baseline in the same run.
 
-For the mirror's Flavell worms (Dag2023): seconds per worm and peak RSS of our ingest
-(read + JLD2 identities + homogenize + atomic store write), next to the bare h5py read
-of the same arrays (the floor). Then peak RSS when ingesting 10, 100 and 1000 synthetic
-worms (must stay flat). Every measurement runs in a fresh subprocess so its peak RSS is
-its own; the mirror measurements are repeated (``--repeats``, median) because a single
-run on a shared 2-core machine varies by +-20%.
+1. The mirror's Flavell worms (Dag2023): seconds per worm and peak RSS of our ingest
+   (read + JLD2 identities + homogenize + one Icechunk commit), next to the bare h5py read
+   of the same arrays (the floor) and the sha256 the provenance needs. Every measurement
+   runs in a fresh subprocess so its peak RSS is its own, repeated (``--repeats``,
+   median): one run on a shared 2-core machine varies by +-20%.
+   worm-graph's preprocessing is not re-run here yet (its same-run anchor is issue 27);
+   its figures below are the ones measured for issue 2 on these files.
+2. Parallel ingest: the same files on a local Dask cluster of 1 and of 2 workers, the
+   cluster started before the clock.
+3. Store scale: stores of 10, 100, 1,000 (and ``--scale`` more) synthetic worms of 1,500
+   frames; the time and peak RSS of appending one more worm (a fresh process each),
+   which must stay flat however large the store.
+4. The cold query of the issue on the 1,000-worm store:
+   ``open_activity(store).calcium.sel(neuron="AVAL").values`` in a fresh process, with
+   the bytes it read (the process's ``rchar`` from /proc) against the store's size.
 
-Reference (not re-run here; from the issue): worm-graph's Dag2023 preprocessor, median
-2.2 s per worm and 590 MB peak RSS on these files on this kind of machine.
+    python bench/ingest.py [--mirror DIR] [--scale 10,100,1000] [--repeats 3]
 
-    python bench/ingest.py [--mirror DIR] [--synthetic 10,100,1000] [--repeats 3]
-
-The ``phases`` line splits one ingest of the same worms into its parts, each timed where
-it runs: the main thread reads, decodes the JLD2 identities and homogenizes while the
-writer thread creates the store, writes each worm's chunks, the per-worm tables and the
-consolidated metadata. The two overlap (two cores, one GIL), so the parts add up to more
-than the total. The ``query`` line is the issue's ``open_activity(store).calcium.sel(
-neuron="AVAL")`` over every worm, in a fresh process: imports, then open + select + load.
+The ``phases`` line splits one ingest into reading (labels included), homogenizing,
+appending to the session (compression and chunk writes) and the commit.
 """
 
 from __future__ import annotations
@@ -31,11 +33,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-WORMGRAPH_S_PER_WORM = 2.2
+WORMGRAPH_S_PER_WORM = 2.2        # issue 2's measurement, until issue 27 re-runs worm-graph here
 WORMGRAPH_PEAK_MB = 590.0
+SYNTHETIC_FRAMES = 1500
 
 CHILD = r"""
-import json, resource, sys, time, shutil
+import json, resource, sys, time, shutil, tempfile, contextlib
+import numpy as np
+FRAMES = %d
+def tempfile_dir():
+    return tempfile.TemporaryDirectory()
 mode, arg, out = sys.argv[1], sys.argv[2], sys.argv[3]
 t0 = time.perf_counter()
 if mode == "floor":
@@ -62,13 +69,15 @@ elif mode == "cli":                      # the whole command, imports included (
         main(["ingest", "activity", arg + "/activity/Dag2023", "--store", out], standalone_mode=False)
     finally:
         sys.stdout.flush()
-    n = json.load(open(out + "/zarr.json"))["attributes"]["n_worms"]
+    from activity import open_activity
+    n = open_activity(out).sizes["worm"]
 elif mode in ("ingest", "phases"):
     import pipeline.ingest as ingest
     phases = {}
     if mode == "phases":                  # time each part where it runs (the same calls, wrapped)
         from activity.readers import flavell_h5
         from activity.store import StoreWriter
+        from wormflow.core import repository
         def timed(owner, name, key):
             fn = getattr(owner, name)
             def wrapper(*a, **k):
@@ -78,13 +87,11 @@ elif mode in ("ingest", "phases"):
                 finally:
                     phases[key] = phases.get(key, 0.0) + time.perf_counter() - t
             setattr(owner, name, wrapper)
-        for owner, name, key in [(ingest, "read_recordings", "main: read (labels included)"),
-                                 (flavell_h5, "load_labels", "main: JLD2 labels"),
-                                 (ingest, "homogenize_worm", "main: homogenize"),
-                                 (StoreWriter, "_create_store", "writer: create the store"),
-                                 (StoreWriter, "_write_series", "writer: series chunks"),
-                                 (StoreWriter, "_write_tables", "writer: per-worm tables"),
-                                 (StoreWriter, "_finalize", "writer: consolidated metadata")]:
+        for owner, name, key in [(ingest, "read_recordings", "read (labels included)"),
+                                 (flavell_h5, "load_labels", "  of which JLD2 labels"),
+                                 (ingest, "homogenize_worm", "homogenize"),
+                                 (StoreWriter, "append", "append (compress, write chunks)"),
+                                 (repository, "commit", "commit")]:
             timed(owner, name, key)
             phases[key] = 0.0                 # listed in this order
     t0 = time.perf_counter()
@@ -96,34 +103,65 @@ elif mode in ("ingest", "phases"):
 elif mode == "query":                    # a cold open of the store ``arg`` in a fresh process
     # imported first, as they would be at the first use: xarray's zarr backend imports
     # zarr, and dask's first compute imports distributed (to look for a client)
-    import xarray, dask.array, zarr, distributed
+    import xarray, dask.array, zarr, distributed, icechunk
     from activity import open_activity
+    def rchar():
+        return int(next(l for l in open("/proc/self/io") if l.startswith("rchar")).split()[1])
     t_import = time.perf_counter() - t0
+    r0 = rchar()
     t0 = time.perf_counter()
     ds = open_activity(arg)
     t_open = time.perf_counter() - t0
     values = ds.calcium.sel(neuron="AVAL").values
     n = values.shape[0]
-    print(json.dumps({"imports": t_import, "open": t_open}))
-else:
+    print(json.dumps({"imports": t_import, "open": t_open, "bytes_read": rchar() - r0}))
+elif mode == "workers":                  # the mirror's files on a local cluster of ``out`` workers
+    from pipeline.cluster import ClusterSpec, open_client
+    import pipeline.ingest as ingest
+    with tempfile_dir() as tmp, open_client(ClusterSpec(kind="local", workers=int(out))) as client:
+        t0 = time.perf_counter()
+        rep = ingest.ingest_activity([arg + "/activity/Dag2023"], tmp + "/s.zarr", client=client)
+        n = len(rep.added)
+        seconds = time.perf_counter() - t0
+    print(json.dumps({"n": n, "seconds": seconds, "peak_mb": 0}))
+    sys.exit(0)
+elif mode in ("build", "append"):        # synthetic worms: ``arg`` of them into ``out`` / one more
     import numpy as np
     from activity.homogenize import HomogenizeParams, homogenize_worm
     from activity.raw import RawRecording
     from activity.store import StoreWriter
-    rng = np.random.default_rng(0)
-    labels = ["AVAL", "AVAR", "RIML", "RIMR", "SMDVL", "SMDVR"] + [""] * 124
-    n = int(arg)
-    t0 = time.perf_counter()
+    from activity import open_activity
+    rng = np.random.default_rng(int(arg))
+    from wormflow.core.neurons import neuron_names
+    names = [n for n in neuron_names() if n != "AVAL"]
+    # like a Flavell worm: ~120 ROIs, 80 of them labelled (AVAL among them), the rest not
+    labels = ["AVAL"] + [names[i] for i in rng.choice(len(names), 79, replace=False)] + [""] * 40
     params = HomogenizeParams()
-    with StoreWriter(out, params) as w:
-        for i in range(n):
-            t = 1.2e6 + np.arange(800) * 0.6
-            rec = RawRecording(f"s{i}.h5", f"s{i}", "Synthetic", "synthetic", t, rng.normal(size=(800, 130)), labels, signal="synthetic fixture", units="a.u.")
-            w.append(homogenize_worm(rec, params), f"{i:064x}", f"Synthetic/s{i}")
+    def worm(i):
+        t = 1.2e6 + np.arange(FRAMES) * 0.6
+        rec = RawRecording(f"s{i}.h5", f"s{i}", "Synthetic", "synthetic", t,
+                           rng.normal(size=(FRAMES, len(labels))).astype(np.float32), labels,
+                           signal="synthetic fixture", units="a.u.")
+        return homogenize_worm(rec, params)
+    start = 0
+    try:
+        start = open_activity(out).sizes["worm"]
+    except Exception:
+        pass
+    count = int(arg) - start if mode == "build" else 1
+    t0 = time.perf_counter()
+    done = 0
+    while done < count:                  # build: one commit per 500 worms
+        batch = min(500, count - done) if mode == "build" else 1
+        with StoreWriter(out, params, provenance={"last_ingest": {"inputs": []}}) as w:
+            for i in range(start + done, start + done + batch):
+                w.append(worm(i), f"{i:064x}", f"Synthetic/s{i}")
+        done += batch
+    n = count
 seconds = time.perf_counter() - t0
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"n": n, "seconds": seconds, "peak_mb": peak_mb}))
-"""
+""" % SYNTHETIC_FRAMES
 
 
 def run(mode: str, arg: str, out: str | None = None) -> dict:
@@ -149,7 +187,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     default_mirror = os.environ.get("WORMFLOW_MIRROR", str(Path(__file__).resolve().parents[2] / "shared" / "data"))
     ap.add_argument("--mirror", default=default_mirror)
-    ap.add_argument("--synthetic", default="10,100,1000")
+    ap.add_argument("--scale", default="10,100,1000", help="store sizes for the append measurement (add 10000)")
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
 
@@ -174,19 +212,32 @@ def main() -> None:
         print(f"  phases of one ingest ({parts['seconds']:.3f} s in all; ms per worm):")
         for name, seconds in parts["phases"].items():
             print(f"    {name:32s} {1e3 * seconds / parts['n']:6.1f}")
-        query = run("query", store)
-        print(f"  open_activity(store).calcium.sel(neuron='AVAL').values over {query['n']} worms, fresh process: "
-              f"{query['seconds']:.3f} s, {query['open']:.3f} of them opening (after {query['imports']:.2f} s "
-              "of importing xarray, dask, zarr and distributed)")
     cli = run("cli", args.mirror)
     print(f"  `wormflow ingest activity`, whole process with imports: {cli['seconds']:.2f} s, "
           f"peak RSS {cli['peak_mb']:.0f} MB ({cli['peak_mb'] / WORMGRAPH_PEAK_MB:.2f} of worm-graph's)")
-    base = None
-    for n in [int(x) for x in args.synthetic.split(",") if x]:
-        r = run("synthetic", str(n))
-        base = base or r["peak_mb"]
-        print(f"  synthetic {n:5d} worms: {r['seconds'] / n:7.4f} s/worm  peak RSS {r['peak_mb']:6.0f} MB "
-              f"({r['peak_mb'] / base:4.2f}x the first)")
+    one, two = run("workers", args.mirror, "1"), run("workers", args.mirror, "2")
+    print(f"parallel ingest of the {one['n']} files (local cluster started before the clock): 1 worker "
+          f"{one['seconds']:.2f} s, 2 workers {two['seconds']:.2f} s = {one['seconds'] / two['seconds']:.2f}x "
+          "(goal >= 1.6x)")
+    sizes = [int(x) for x in args.scale.split(",") if x]
+    print(f"store scale: appending one synthetic worm ({SYNTHETIC_FRAMES} frames) to a store of N worms, "
+          "fresh process each:")
+    with tempfile.TemporaryDirectory() as tmp:
+        store = str(Path(tmp) / "scale.zarr")
+        first = None
+        for n in sizes:
+            run("build", str(n), store)
+            r = _median([run("append", str(n + 1000 * k), store) for k in range(args.repeats)])
+            first = first or r
+            print(f"  N = {n:6d}: {r['seconds']:7.3f} s, peak RSS {r['peak_mb']:6.0f} MB "
+                  f"({r['seconds'] / first['seconds']:4.2f}x and {r['peak_mb'] / first['peak_mb']:4.2f}x the first)")
+            if n == 1000:
+                size = sum(f.stat().st_size for f in Path(store).rglob("*") if f.is_file())
+                query = run("query", store)
+                print(f"  cold open_activity(store).calcium.sel(neuron='AVAL').values over {query['n']} worms: "
+                      f"{query['seconds']:.3f} s ({query['open']:.3f} opening, after {query['imports']:.2f} s of "
+                      f"imports); read {query['bytes_read'] / 1e6:.1f} MB of the store's {size / 1e6:.0f} MB = "
+                      f"{100 * query['bytes_read'] / size:.1f}% (goal: under 1 s and 5%)")
 
 
 if __name__ == "__main__":

@@ -82,10 +82,11 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                     endpoint_url: str | None = None) -> IngestReport:
     """Read, homogenize and append every worm of ``paths``; a bad file fails alone.
 
-    With a Dask ``client`` every file is read and homogenized on a worker (at most two
-    files per worker in flight, so memory stays bounded) while the driver appends the
-    worms in file order; without, the driver does both. Either way the worms are one
-    commit of the store (see :class:`activity.store.StoreWriter`). Re-ingesting a file
+    With a Dask ``client`` every file is read, homogenized and written on a worker, each
+    worker into its own fork of the store's session, and the driver merges the forks and
+    commits once (:meth:`activity.store.StoreWriter.append_on_workers`); the worms keep
+    the files' order. Without a client the driver does it all. Either way the worms are
+    one commit of the store (see :class:`activity.store.StoreWriter`). Re-ingesting a file
     already in the store (same sha256 and worm) is a no-op. The store changes only if at
     least one worm was added.
     """
@@ -103,7 +104,10 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     try:
         with StoreWriter(store, params, provenance={}, endpoint_url=endpoint_url) as writer:
             existing, names = writer.existing()
-            for path, worms in _worms_in_order(files, args, client):
+            if client is not None:
+                inputs = _ingest_on_workers(client, writer, files, args, ahead, existing, names, side_files,
+                                            report, on_file)
+            for path, worms in ([] if client is not None else _worms_in_order(files, args, None)):
                 try:
                     if isinstance(worms, BaseException):
                         raise worms
@@ -139,27 +143,64 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
 
 def _worms_in_order(files, args, client):
     """(path, its worms or the exception reading it raised), in file order."""
-    if client is None:
-        for path, a in zip(files, args):
-            try:
-                yield path, read_and_homogenize(*a)
-            except Exception as exc:  # handed to the caller, which fails this file alone
-                yield path, exc
-        return
-    depth = 2 * max(len(client.scheduler_info().get("workers", {})), 1)
-    pending = []
-    for i, (path, a) in enumerate(zip(files, args)):
-        pending.append((path, client.submit(read_and_homogenize, *a, pure=False, key=f"read-{i}-{path.name}")))
-        if len(pending) >= depth:
-            yield _result(*pending.pop(0))
-    while pending:
-        yield _result(*pending.pop(0))
+    for path, a in zip(files, args):
+        try:
+            yield path, read_and_homogenize(*a)
+        except Exception as exc:  # handed to the caller, which fails this file alone
+            yield path, exc
 
 
-def _result(path, future):
+def _layouts(worms) -> list:
+    """On a worker: the small description of each worm of a file (its data stays there)."""
+    from activity.store import worm_layout
+
+    return [(worm_id, dataset, extra, worm_layout(worm)) for worm_id, dataset, extra, worm in worms]
+
+
+def _pick(worms, j):
+    return worms[j][3]
+
+
+def _ingest_on_workers(client, writer, files, args, ahead, existing, names, side_files, report, on_file) -> list:
+    """Read and homogenize every file on the cluster, then write its worms there too
+    (see ingest_activity); returns the inputs that made it."""
+    from distributed import wait
+
+    read = [client.submit(read_and_homogenize, *a, pure=False, key=f"read-{i}-{path.name}")
+            for i, (path, a) in enumerate(zip(files, args))]
+    described = [client.submit(_layouts, f, pure=False) for f in read]
+    wait(described)
+    entries, inputs = [], []
+    for path, fut, desc in zip(files, read, described):
+        try:
+            if desc.status == "error":
+                raise desc.exception()
+            sha = ahead[path].result() if path in ahead else ""
+            for j, (worm_id, worm_dataset, extra_sources, layout) in enumerate(desc.result()):
+                if (sha, worm_id) in existing:
+                    report.skipped.append(f"{path.name} [{worm_id}]")
+                    continue
+                name = f"{worm_dataset}/{worm_id}"
+                if name in names:
+                    name = f"{name}~{sha[:8]}"
+                extra = {}
+                for side in extra_sources:
+                    if side not in side_files:
+                        side_files[side] = sha256_of(Path(side))
+                    extra[Path(side).name] = side_files[side]
+                entries.append((client.submit(_pick, fut, j, pure=False), layout, sha, name, extra))
+                names.add(name)
+                existing.add((sha, worm_id))
+                report.added.append(name)
+                report.notes.extend(json.loads(layout["attrs"]["label_notes"]))
+            inputs.append({"file": str(path.resolve()), "sha256": sha})
+        except Exception as exc:  # any failure, expected or not, fails only this file
+            report.failed.append((str(path), failure_message(path.name, exc)))
+        if on_file is not None:
+            on_file(path)
     try:
-        return path, future.result()
-    except Exception as exc:  # the worker's error, re-raised here
-        return path, exc
+        writer.append_on_workers(client, entries)
     finally:
-        future.release()
+        for f in read + described + [e[0] for e in entries]:
+            f.release()
+    return inputs

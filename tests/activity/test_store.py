@@ -39,7 +39,8 @@ def test_round_trip_equals_homogenized_values(tmp_path):
     _write(store, recs)
     ds = open_activity(store)
     assert ds.sizes["worm"] == 2 and tuple(ds["neuron"].values) == neuron_names()
-    assert ds["calcium"].dtype == np.float32 and ds["calcium"].chunks[0] == (1, 1)
+    assert ds["calcium"].dtype == np.float32 and ds["calcium"].chunks[0] == (2,)
+    assert open_activity(store, worms_per_chunk=1)["calcium"].chunks[0] == (1, 1)
     assert ds["dataset"].data.__class__ is np.ndarray                     # per-worm coords are eager
     for w, r in enumerate(recs):
         ref = homogenize(r)
@@ -178,7 +179,8 @@ def test_many_worms_exact_shapes_and_one_chunk_per_worm(tmp_path):
     _write(store, recs[4:])
     ds = open_activity(store)
     assert ds.sizes["worm"] == 7 and ds.attrs["n_worms"] == 7
-    assert ds.chunks["worm"] == (1,) * 7                      # consistent across variables
+    assert ds.chunks["worm"] == (7,)                          # consistent across variables
+    assert open_activity(store, worms_per_chunk=3).chunks["worm"] == (3, 3, 1)
     assert list(ds["worm"].values) == [f"Fix2024/{r.worm_id}" for r in recs]
     for i, r in enumerate(recs):
         ref = homogenize(r)
@@ -193,7 +195,7 @@ def test_many_worms_exact_shapes_and_one_chunk_per_worm(tmp_path):
     assert ds.where(ds.dataset == "Fix2024", drop=True).sizes["worm"] == 7
     assert set(dict(ds.groupby("dataset").groups)) == {"Fix2024"}
     calcium = zarr.open_group(store=repository.open_repository(store).readonly_session("main").store, mode="r")["calcium"]
-    assert calcium.shards == (1, 4096, 320) and calcium.chunks == (1, 512, 32)
+    assert calcium.shards == (1, 4096, 320) and calcium.chunks == (1, 2048, 16)
 
 
 def test_each_ingest_is_one_commit_that_names_its_files_and_earlier_ones_stay_readable(tmp_path, flavell_files):
@@ -257,3 +259,41 @@ def test_a_reader_keeps_its_snapshot_while_a_writer_commits(tmp_path):
     assert reader.sizes["worm"] == 1
     np.testing.assert_array_equal(reader["calcium"].values, open_activity(store)["calcium"].isel(
         worm=[0], time=slice(0, reader.sizes["time"])).values)
+
+
+def test_sigkill_at_random_points_of_an_ingest_leaves_the_store_before_or_after(tmp_path, flavell_files):
+    # bench/faults.py runs 50 such points, local and on S3; here 6, drawn fresh each run
+    import signal
+    import time
+
+    from pipeline.ingest import ingest_activity
+
+    files = [str(f) for f in flavell_files[2:5]]
+    def child(store):
+        script = (f"from pipeline.ingest import ingest_activity\nprint('ready', flush=True)\n"
+                  f"ingest_activity({files[1:]!r}, {str(store)!r})\n")
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"           # imports done: the ingest starts
+        return proc
+
+    ref = tmp_path / "ref.zarr"
+    ingest_activity(files[:1], ref)
+    t0 = time.perf_counter()
+    child(ref).wait()                                              # uninterrupted: its span
+    span = time.perf_counter() - t0
+    want = open_activity(ref).load()
+    rng = np.random.default_rng()
+    for k in range(6):
+        store = tmp_path / f"k{k}.zarr"
+        ingest_activity(files[:1], store)
+        proc = child(store)
+        time.sleep(rng.uniform(0, span))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        got = open_activity(store)
+        assert got.sizes["worm"] in (1, 3)                           # before or after, nothing between
+        n = got.sizes["worm"]
+        np.testing.assert_array_equal(got.roi_calcium.values[:, : want.sizes["time"]][:n],
+                                      want.roi_calcium.values[:n, : got.sizes["time"]])
+        ingest_activity(files[1:], store)                            # the rerun completes it
+        xr.testing.assert_identical(open_activity(store).load().drop_attrs(), want.drop_attrs())

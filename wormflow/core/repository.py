@@ -230,8 +230,9 @@ def writer_lock(location) -> Iterator[None]:
 
 
 def commit(session, message: str, metadata: dict, location) -> str:
-    """Commit ``session`` with ``message`` and ``metadata``; another writer's commit in the
-    meantime is rebased over when the changes do not overlap. Returns the snapshot id."""
+    """Commit ``session`` with ``message`` and ``metadata``; another writer's commit to the
+    same branch in the meantime is rebased over when the changes do not overlap. Returns
+    the snapshot id."""
     import icechunk
 
     try:
@@ -242,6 +243,43 @@ def commit(session, message: str, metadata: dict, location) -> str:
     except Exception as exc:
         raise StoreError(f"{parse_location(location)}: the commit failed and nothing was written: "
                          f"{_reason(exc)}") from exc
+
+
+PRIVATE_PREFIX = "wormflow-write-"
+
+
+def private_branch(repo, location) -> tuple[str, str]:
+    """(main's snapshot, a new private branch at it) for one writer. On a local folder,
+    where the writer holds the lock, branches left by killed writers are removed first."""
+    import uuid
+
+    if parse_location(location).local:
+        for name in repo.list_branches():
+            if name.startswith(PRIVATE_PREFIX):
+                drop_branch(repo, name)
+    base = repo.lookup_branch(BRANCH)
+    branch = f"{PRIVATE_PREFIX}{uuid.uuid4().hex[:16]}"
+    repo.create_branch(branch, base)
+    return base, branch
+
+
+def fast_forward(repo, branch: str, snapshot_id: str, base: str, location) -> None:
+    """Move ``main`` from ``base`` to ``snapshot_id`` (a commit of ``branch``, made on top
+    of ``base``) in one compare-and-swap: if another writer moved ``main`` meanwhile,
+    nothing changes and the writer gets a clear error."""
+    try:
+        repo.reset_branch(BRANCH, snapshot_id, from_snapshot_id=base)
+    except Exception as exc:  # the branch moved under us
+        raise StoreError(f"{parse_location(location)}: another writer committed to the store meanwhile; "
+                         "nothing of this write was committed (run it again)") from exc
+
+
+def drop_branch(repo, branch: str) -> None:
+    """Delete a private branch (its snapshots go with Icechunk's garbage collection)."""
+    try:
+        repo.delete_branch(branch)
+    except Exception:  # already gone, or never created
+        pass
 
 
 @dataclass
