@@ -74,7 +74,7 @@ def run(location_of, files, points, env, label):
         proc = subprocess.Popen([sys.executable, "-c", child_script(files[1:4], store)], env=env,
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert proc.stdout.readline().strip() == "ready"
-        time.sleep(rng.uniform(0, 1.1 * span))               # a point within the ingest (or just after)
+        time.sleep(rng.uniform(0, 1.3 * span))               # a point within the ingest (or just after)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         outcomes[check(store, reference)] += 1
@@ -82,7 +82,7 @@ def run(location_of, files, points, env, label):
         again = open_activity(store)
         np.testing.assert_array_equal(again.roi_calcium.values, reference.roi_calcium.values)
         assert again.worm.values.tolist() == reference.worm.values.tolist()
-    print(f"{label}: {points} kill points spread over {1.1 * span:.2f} s from the ingest's start: store before {outcomes['before']}, "
+    print(f"{label}: {points} kill points spread over {1.3 * span:.2f} s from the ingest's start: store before {outcomes['before']}, "
           f"after {outcomes['after']}, broken 0; every rerun equal to the uninterrupted run")
 
 

@@ -71,9 +71,9 @@ def write_report(root: Path, config, result) -> Path:
             rows))
         cov = coverage_heatmap(store, figs / "coverage.png")
         if cov:
-            sections.append('<figure><img src="figures/coverage.png" alt="neuron coverage"><figcaption>'
-                            "Neuron-by-worm coverage: green where a labelled ROI recorded the neuron.</figcaption>"
-                            "</figure>")
+            sections.append('<figure><div class="scroll"><img src="figures/coverage.png" alt="neuron coverage">'
+                            "</div><figcaption>Neuron-by-worm coverage: green where a labelled ROI recorded the "
+                            "neuron; one row per neuron seen in at least one worm.</figcaption></figure>")
         ds = open_activity(store)
         prov = json.loads(json.dumps(store_fact(ds, "provenance"), default=str))
         inputs += [("activity", i["file"], i["sha256"]) for i in prov.get("last_ingest", {}).get("inputs", [])]
@@ -112,8 +112,8 @@ def write_report(root: Path, config, result) -> Path:
             shutil.copyfile(p, figs / p.name)
             cap = caption_path(p)
             text = cap.read_text(encoding="utf-8") if cap.exists() else p.stem.replace("_", " ")
-            body.append(f'<figure><img src="figures/{html.escape(p.name)}" alt="{html.escape(p.stem)}">'
-                        f"<figcaption>{html.escape(text)}</figcaption></figure>")
+            body.append(f'<figure><div class="scroll"><img src="figures/{html.escape(p.name)}" '
+                        f'alt="{html.escape(p.stem)}"></div><figcaption>{html.escape(text)}</figcaption></figure>')
         sections.append("<h2>Analyses</h2>" + "".join(body))
     sections.append("<h2>Parameters</h2><pre>" + html.escape(json.dumps(json.loads(config.to_json()), indent=1))
                     + "</pre>")
@@ -122,8 +122,10 @@ def write_report(root: Path, config, result) -> Path:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>wormflow report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}img{{max-width:100%;max-height:900px}}
-figure{{margin:1em 0}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
+td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:left}}
+figure{{margin:1em 0}}.scroll{{overflow:auto;max-height:1400px;border:1px solid #eee}}
+img{{max-width:none;max-height:none;display:block}}figcaption{{max-width:1100px;font-size:14px;margin-top:.4em}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
 <body data-images-loaded="pending">
 <h1>wormflow report</h1>
 <p>wormflow {html.escape(wormflow_version())}; run finished {now}; workdir {html.escape(str(root))};
@@ -135,6 +137,10 @@ window.addEventListener("load", function () {{
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
   document.body.setAttribute("data-images-loaded", ok + "/" + imgs.length);
+  // figures are shown at their own size (large ones scroll), never shrunk: the smallest
+  // displayed-to-natural width ratio, for the report's test
+  var scale = imgs.reduce(function (m, i) {{ return Math.min(m, i.width / Math.max(i.naturalWidth, 1)); }}, 1);
+  document.body.setAttribute("data-min-image-scale", scale.toFixed(2));
 }});
 </script>
 </body></html>

@@ -288,3 +288,16 @@ def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, 
     for text in ("Dag2023", "Scholz2018", "Connectomes", "cook_2019_herm", "Provenance", "tsnet_degree_distributions",
                  "hmmglm_states", "hmmglm_prior_vs_connectome", "ntf_loadings", "ntf_communities"):
         assert text in dom
+    assert 'data-min-image-scale="1.00"' in dom                # no figure shrunk: each at its own size
+    # captions say what a figure shows and its number, not its file name
+    assert "circular-shift null" in dom or "circularly shifted" in dom
+    assert "phase-randomized" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
+                    "--virtual-time-budget=10000", "--window-size=1400,4000", f"--screenshot={shot}", index.as_uri()],
+                   capture_output=True, timeout=120)
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(shot)[..., :3]
+    assert pixels.shape[0] >= 4000 * 0.9 and pixels.std() > 0.05          # rendered, and not a blank page
+    assert (pixels.reshape(-1, 3).std(axis=1) > 0.1).mean() > 0.01       # coloured figures on it
