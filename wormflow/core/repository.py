@@ -163,11 +163,27 @@ def open_repository(location, *, create: bool = False, endpoint_url: str | None 
             return icechunk.Repository.open(storage)
         if not create:
             raise StoreError(f"{loc}: no store here")
-        return icechunk.Repository.create(storage)
+        repo = icechunk.Repository.create(storage, _config())
+        repo.save_config()
+        return repo
     except StoreError:
         raise
     except Exception as exc:  # icechunk raises its own errors for unreachable or unwritable storage
         raise StoreError(f"{loc}: the store cannot be opened: {_reason(exc)}") from exc
+
+
+WORMS_PER_MANIFEST = 256
+
+
+def _config():
+    """The repositories' configuration: manifests split every 256 worms along the ``worm``
+    dim, so that a commit rewrites the manifest of the worms it touched, not one listing
+    every chunk of the store (which made an append cost grow with the store's size)."""
+    import icechunk as ic
+
+    split = ic.ManifestSplittingConfig.from_dict(
+        {ic.ManifestSplitCondition.AnyArray(): {ic.ManifestSplitDimCondition.DimensionName("worm"): WORMS_PER_MANIFEST}})
+    return ic.RepositoryConfig(manifest=ic.ManifestConfig(splitting=split))
 
 
 def _not_a_repository(folder: Path) -> str:
