@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -97,33 +96,12 @@ def main() -> None:
         run(lambda name: str(Path(tmp) / f"{name}.zarr"), files, args.points, dict(os.environ), "local folder")
     if args.no_s3:
         return
-    import socket
-    import urllib.request
+    from tests.s3server import moto_server
 
-    import boto3
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    server = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    try:
-        endpoint = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": endpoint}
+    with moto_server("wormflow-faults") as (_, env):
         os.environ.update(env)
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="wormflow-faults")
         prefix = uuid.uuid4().hex
         run(lambda name: f"s3://wormflow-faults/{prefix}/{name}", files, args.points, dict(os.environ), "S3 (moto)")
-    finally:
-        server.terminate()
 
 
 if __name__ == "__main__":

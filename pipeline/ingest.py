@@ -107,27 +107,17 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
             if client is not None:
                 inputs = _ingest_on_workers(client, writer, files, args, ahead, existing, names, side_files,
                                             report, on_file)
-            for path, worms in ([] if client is not None else _worms_in_order(files, args, None)):
+            for path, worms in ([] if client is not None else _worms_in_order(files, args)):
                 try:
                     if isinstance(worms, BaseException):
                         raise worms
                     sha = ahead[path].result() if path in ahead else ""
                     for worm_id, worm_dataset, extra_sources, worm in worms:
-                        if (sha, worm_id) in existing:
-                            report.skipped.append(f"{path.name} [{worm_id}]")
+                        claimed = _claim(path, sha, worm_id, worm_dataset, extra_sources, existing, names,
+                                         side_files, report)
+                        if claimed is None:
                             continue
-                        name = f"{worm_dataset}/{worm_id}"
-                        if name in names:
-                            name = f"{name}~{sha[:8]}"
-                        extra = {}
-                        for side in extra_sources:          # e.g. the JLD2 labels, shared by many worms
-                            if side not in side_files:
-                                side_files[side] = sha256_of(Path(side))
-                            extra[Path(side).name] = side_files[side]
-                        writer.append(worm, sha, name, extra)
-                        names.add(name)
-                        existing.add((sha, worm_id))
-                        report.added.append(name)
+                        writer.append(worm, sha, *claimed)
                         report.notes.extend(json.loads(worm.attrs["label_notes"]))
                     inputs.append({"file": str(path.resolve()), "sha256": sha})
                 except Exception as exc:  # any failure, expected or not, fails only this file
@@ -141,7 +131,28 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     return report
 
 
-def _worms_in_order(files, args, client):
+def _claim(path, sha, worm_id, dataset, extra_sources, existing, names, side_files, report):
+    """(store name, side files' sha256) for a worm to add, or None (and a skip noted) when
+    the store has it already (same file sha256 and worm id). A name taken by another
+    file's worm gets the file's sha256 prefix."""
+    if (sha, worm_id) in existing:
+        report.skipped.append(f"{path.name} [{worm_id}]")
+        return None
+    name = f"{dataset}/{worm_id}"
+    if name in names:
+        name = f"{name}~{sha[:8]}"
+    extra = {}
+    for side in extra_sources:          # e.g. the JLD2 labels, shared by many worms
+        if side not in side_files:
+            side_files[side] = sha256_of(Path(side))
+        extra[Path(side).name] = side_files[side]
+    names.add(name)
+    existing.add((sha, worm_id))
+    report.added.append(name)
+    return name, extra
+
+
+def _worms_in_order(files, args):
     """(path, its worms or the exception reading it raised), in file order."""
     for path, a in zip(files, args):
         try:
@@ -177,21 +188,11 @@ def _ingest_on_workers(client, writer, files, args, ahead, existing, names, side
                 raise desc.exception()
             sha = ahead[path].result() if path in ahead else ""
             for j, (worm_id, worm_dataset, extra_sources, layout) in enumerate(desc.result()):
-                if (sha, worm_id) in existing:
-                    report.skipped.append(f"{path.name} [{worm_id}]")
+                claimed = _claim(path, sha, worm_id, worm_dataset, extra_sources, existing, names, side_files,
+                                 report)
+                if claimed is None:
                     continue
-                name = f"{worm_dataset}/{worm_id}"
-                if name in names:
-                    name = f"{name}~{sha[:8]}"
-                extra = {}
-                for side in extra_sources:
-                    if side not in side_files:
-                        side_files[side] = sha256_of(Path(side))
-                    extra[Path(side).name] = side_files[side]
-                entries.append((client.submit(_pick, fut, j, pure=False), layout, sha, name, extra))
-                names.add(name)
-                existing.add((sha, worm_id))
-                report.added.append(name)
+                entries.append((client.submit(_pick, fut, j, pure=False), layout, sha, *claimed))
                 report.notes.extend(json.loads(layout["attrs"]["label_notes"]))
             inputs.append({"file": str(path.resolve()), "sha256": sha})
         except Exception as exc:  # any failure, expected or not, fails only this file

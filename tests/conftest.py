@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
@@ -49,35 +48,7 @@ def s3_server():
     """An S3-compatible server (moto's standalone server) on 127.0.0.1 for the session, with
     a bucket: the object-storage tests run against it, and it stops when the session ends.
     Yields (endpoint URL, bucket, environment for its clients)."""
-    import shutil
-    import socket
-    import subprocess
-    import time
-    import urllib.request
+    from tests.s3server import moto_server
 
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(endpoint, timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"moto_server did not start on {endpoint}")
-        env = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1",
-               "AWS_ENDPOINT_URL": endpoint}
-        import boto3
-
-        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                     aws_secret_access_key="testing").create_bucket(Bucket="wormflow-test")
+    with moto_server("wormflow-test") as (endpoint, env):
         yield endpoint, "wormflow-test", env
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
