@@ -44,6 +44,7 @@ METRICS = (
     "hvg_lambda", "hvg_k_min", "hvg_lambda_null", "nvg_gamma", "nvg_k_min", "nvg_gamma_null",
 )
 MIN_TAIL = 50        # degrees the tail fit needs at least
+MIN_TAIL_FRACTION = 0.05     # ... and at least this share of all degrees
 HVG_IID_LAMBDA = math.log(1.5)
 
 
@@ -125,16 +126,19 @@ def _tail_cdf(law: str, param: float, k_min: int, ks: np.ndarray) -> np.ndarray:
     return 1 - zeta(param, ks + 1) / zeta(param, k_min)
 
 
-def fit_tail(k, law: str, *, k_floor: int, min_tail: int = MIN_TAIL) -> tuple[float, int]:
+def fit_tail(k, law: str, *, k_floor: int, min_tail: int | None = None) -> tuple[float, int]:
     """The degree law fitted where it holds: (parameter, k_min).
 
     For every k_min from ``k_floor`` up to the largest that leaves ``min_tail`` degrees in
-    the tail, the law ("geometric": the HVG's exp(-lambda k); "power": the NVG's k^-gamma)
+    the tail (default: 50 and 5% of all; a shorter tail lets noise's rate wander, measured
+    0.40-0.44 on 30 noise series of 3000 points at 50, 0.40-0.43 at 5%), the law ("geometric": the HVG's exp(-lambda k); "power": the NVG's k^-gamma)
     is fitted by maximum likelihood to k >= k_min; the k_min kept minimizes the
     Kolmogorov-Smirnov distance between the tail and its fit (Clauset, Shalizi & Newman
     2009's rule). The low degrees, where a finite series' law bends, are left out that way.
     (NaN, k_floor) when even the floor leaves fewer than ``min_tail`` degrees."""
     k = np.asarray(k)
+    if min_tail is None:
+        min_tail = max(MIN_TAIL, int(np.ceil(MIN_TAIL_FRACTION * k.size)))
     fit = _geometric_rate if law == "geometric" else _power_law_exponent
     best = (np.inf, float("nan"), int(k_floor))
     top = int(k.max()) if k.size else k_floor
