@@ -257,6 +257,14 @@ class StoreWriter:
         self._n = index + 1
         self._added.append(name)
 
+    def check_layout(self, layout: dict) -> None:
+        """Refuse (StoreError) a worm whose variables do not fit the store's arrays, from its
+        :func:`worm_layout` alone: what :meth:`append` checks, before a worker writes."""
+        for var, (dims, _, _) in layout["variables"].items():
+            if var in self._arrays:
+                stored = tuple(self._arrays[var].metadata.dimension_names[1:])
+                conform(stored, tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {var}")
+
     def append_on_workers(self, client, entries) -> None:
         """Write many worms on Dask workers, each into its own fork of the session, and
         merge them back: ``entries`` are (future of a Worm on a worker, its layout from
@@ -272,9 +280,8 @@ class StoreWriter:
             for var, (dims, dtype, attrs) in layout["variables"].items():
                 stored = tuple(self._arrays[var].metadata.dimension_names[1:]) if var in self._arrays else \
                     plan.get(var, (tuple(dims),))[0]
-                conform(stored, tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {name}: {var}") \
-                    if stored == tuple(dims) or len(stored) == len(dims) + 1 else \
-                    conform(stored, tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {var}")
+                # the same check as append's, on the dims alone (the values are on a worker)
+                conform(stored, tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {var}")
                 if var not in self._arrays and (var not in plan or len(dims) > len(plan[var][0])):
                     plan[var] = (tuple(dims), np.dtype(dtype), attrs)
             for d, n in layout["sizes"].items():

@@ -187,7 +187,10 @@ def _ingest_on_workers(client, writer, files, args, ahead, existing, names, side
             if desc.status == "error":
                 raise desc.exception()
             sha = ahead[path].result() if path in ahead else ""
-            for j, (worm_id, worm_dataset, extra_sources, layout) in enumerate(desc.result()):
+            worms = desc.result()
+            for *_, layout in worms:                      # a worm that does not fit fails its file alone
+                writer.check_layout(layout)
+            for j, (worm_id, worm_dataset, extra_sources, layout) in enumerate(worms):
                 claimed = _claim(path, sha, worm_id, worm_dataset, extra_sources, existing, names, side_files,
                                  report)
                 if claimed is None:

@@ -297,3 +297,25 @@ def test_sigkill_at_random_points_of_an_ingest_leaves_the_store_before_or_after(
                                       want.roi_calcium.values[:n, : got.sizes["time"]])
         ingest_activity(files[1:], store)                            # the rerun completes it
         xr.testing.assert_identical(open_activity(store).load().drop_attrs(), want.drop_attrs())
+
+
+def test_an_ingest_written_on_dask_workers_equals_a_serial_one_and_a_bad_file_fails_alone(tmp_path, flavell_files):
+    from distributed import Client, LocalCluster
+
+    from pipeline.ingest import ingest_activity
+
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(b"not an HDF5 file")
+    files = [*flavell_files[2:5], bad]
+    serial = ingest_activity(files, tmp_path / "serial.zarr")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        parallel = ingest_activity(files, tmp_path / "parallel.zarr", client=client)
+    assert parallel.added == serial.added and len(parallel.added) == 3
+    assert [f for f, _ in parallel.failed] == [str(bad)] and "broken.h5" in parallel.failed[0][1]
+    xr.testing.assert_identical(open_activity(tmp_path / "parallel.zarr").load().drop_attrs(),
+                                open_activity(tmp_path / "serial.zarr").load().drop_attrs())
+    log = repository.history(tmp_path / "parallel.zarr")
+    assert log[0].metadata["worms_added"] == parallel.added          # main moved once, to the whole ingest
+    assert not [b for b in repository.open_repository(tmp_path / "parallel.zarr").list_branches()
+                if b.startswith(repository.PRIVATE_PREFIX)]          # the private branch is gone
