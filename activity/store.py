@@ -112,9 +112,7 @@ def open_activity(location: "str | Path", *, version: str | None = None, worms_p
     eager = {c: ("worm", np.asarray(group[c][:], dtype=object)) for c in PER_WORM_COORDS
              if c in ds.coords and c != "worm"}
     ds = ds.assign_coords(worm=np.asarray(group["worm"][:], dtype=object), **eager)
-    # strings as object, as the rest of the stack (and ``where``'s NaN fill) expects them
-    ds = ds.assign({v: ds[v].astype(object) for v in ds.data_vars if ds[v].dtype.kind in "TU"})
-    ds = ds.assign_coords({c: ds[c].astype(object) for c in ds.coords if ds[c].dtype.kind in "TU"})
+    ds = repository.object_strings(ds)
     _describe_signal(ds)
     ds.attrs["store_snapshot"] = session.snapshot_id
     ds.encoding["wormflow_store"] = where
@@ -248,11 +246,9 @@ class StoreWriter:
                 if d != "neuron" and n > max(self._sizes.get(d, 0), grow.get(d, 0)):
                     grow[d] = n
         self._grow(grow, index + 1)
-        writes = []
         for var, (stored, values, attrs) in plan.items():
             arr = self._array(var, ("worm",) + stored, values.dtype, attrs)
-            writes.append((arr, (index,) + tuple(slice(0, n) for n in values.shape), _encodable(values)))
-        _write_all(writes)
+            arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
         self._facts.append(facts)            # written once per transaction, one slice per array
         self._n = index + 1
         self._added.append(name)
@@ -277,12 +273,13 @@ class StoreWriter:
             raise StoreError(f"{self.where}: append_on_workers must be the transaction's only write")
         plan, grow = {}, {}
         for _, layout, _, name, _ in entries:
+            self.check_layout(layout)
             for var, (dims, dtype, attrs) in layout["variables"].items():
-                stored = tuple(self._arrays[var].metadata.dimension_names[1:]) if var in self._arrays else \
-                    plan.get(var, (tuple(dims),))[0]
-                # the same check as append's, on the dims alone (the values are on a worker)
-                conform(stored, tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {var}")
-                if var not in self._arrays and (var not in plan or len(dims) > len(plan[var][0])):
+                if var in self._arrays:
+                    continue
+                if var in plan:                   # a variable new to the store, met in two worms
+                    conform(plan[var][0], tuple(dims), np.empty((0,) * len(dims)), where=f"{self.where}: {var}")
+                if var not in plan or len(dims) > len(plan[var][0]):
                     plan[var] = (tuple(dims), np.dtype(dtype), attrs)
             for d, n in layout["sizes"].items():
                 if d != "neuron" and n > max(self._sizes.get(d, 0), grow.get(d, 0)):
@@ -301,7 +298,7 @@ class StoreWriter:
         merged = client.gather(forks)
         prepared.merge(*merged)
         self._adopt(prepared)
-        for i, (_, layout, sha, name, extra) in enumerate(entries):
+        for _, layout, sha, name, extra in entries:
             self._facts.append(self._facts_of(layout["attrs"], sha, name, extra))
             self._added.append(name)
         self._n = n_new
@@ -335,11 +332,9 @@ class StoreWriter:
         array per WORM_STEP worms, not per worm); the commit sets it to the exact count."""
         self._sizes.update(grow)
         self._sizes["worm"] = n_worms
-        room = -(-n_worms // WORM_STEP) * WORM_STEP
-        if not grow and all(a.shape[0] >= n_worms for a in self._arrays.values()
-                            if (a.metadata.dimension_names or ("",))[0] == "worm"):
-            return
-        self._resize({**grow, "worm": room})
+        if not grow and n_worms <= self._arrays["worm"].shape[0]:
+            return                                # room left from the last step
+        self._resize({**grow, "worm": -(-n_worms // WORM_STEP) * WORM_STEP})
 
     def _resize(self, target: dict[str, int]) -> None:
         for arr in self._arrays.values():
@@ -425,29 +420,11 @@ def write_worm_arrays(fork, worm: Worm, index: int):
     import zarr
 
     group = zarr.open_group(store=fork.store, mode="r+", zarr_format=3)
-    writes = []
     for var, (dims, values, _) in worm.variables.items():
         arr = group[var]
-        stored = tuple(arr.metadata.dimension_names[1:])
-        values = conform(stored, dims, np.asarray(values), where=var)
-        writes.append((arr, (index,) + tuple(slice(0, n) for n in values.shape), _encodable(values)))
-    _write_all(writes)
+        values = conform(tuple(arr.metadata.dimension_names[1:]), dims, np.asarray(values), where=var)
+        arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
     return fork
-
-
-def _write_all(writes) -> None:
-    """Every (array, selection, values) of a worm written concurrently in one pass of
-    zarr's event loop, so that the chunk encodings of one array overlap the storage
-    writes of another (one blocking call per variable cost ~1 ms each, plus its encoding
-    alone on one core)."""
-    import asyncio
-
-    from zarr.core.sync import sync
-
-    async def all_of():
-        await asyncio.gather(*(arr._async_array.setitem(sel, values) for arr, sel, values in writes))
-
-    sync(all_of())
 
 
 def _encodable(values: np.ndarray) -> np.ndarray:

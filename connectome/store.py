@@ -45,8 +45,7 @@ def open_connectome(path: str | Path, version: str | None = None) -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         ds = xr.open_zarr(session.store, consolidated=False, chunks={}, zarr_format=3)
-    ds = ds.assign({v: ds[v].astype(object) for v in ds.data_vars if ds[v].dtype.kind in "TU"})
-    return ds.assign_coords({c: ds[c].astype(object) for c in ds.coords if ds[c].dtype.kind in "TU"})
+    return repository.object_strings(ds)
 
 
 def _source_dataset(built: BuiltSource, raw: RawConnectome, sha256: dict[str, str]) -> xr.Dataset:

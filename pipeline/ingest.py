@@ -79,7 +79,7 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                     dataset: str | None = None, labels: str | None = None,
                     params: HomogenizeParams = HomogenizeParams(),
                     on_file: Callable[[Path], None] | None = None, client=None,
-                    endpoint_url: str | None = None) -> IngestReport:
+                    endpoint_url: str | None = None, checksums: dict[Path, str] | None = None) -> IngestReport:
     """Read, homogenize and append every worm of ``paths``; a bad file fails alone.
 
     With a Dask ``client`` every file is read, homogenized and written on a worker, each
@@ -88,7 +88,8 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     the files' order. Without a client the driver does it all. Either way the worms are
     one commit of the store (see :class:`activity.store.StoreWriter`). Re-ingesting a file
     already in the store (same sha256 and worm) is a no-op. The store changes only if at
-    least one worm was added.
+    least one worm was added. ``checksums``: the files' sha256 where the caller has them
+    already (``wormflow run`` computes them for its cache keys), so no file is hashed twice.
     """
     detected: dict[Path, list[str]] = {}
     files = discover(paths, format, detected)
@@ -98,20 +99,25 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
     # checksums are computed ahead on a thread (hashlib releases the GIL), which also
     # brings each file into the page cache before its reader opens it
     hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wormflow-sha256")
-    ahead = {f: hasher.submit(sha256_of, f) for f in files if f.is_file()}
+    known = checksums or {}
+    ahead = {f: hasher.submit(sha256_of, f) for f in files if f.is_file() and f not in known}
+
+    def sha_of(path: Path) -> str:
+        return known.get(path) or (ahead[path].result() if path in ahead else "")
+
     side_files: dict[str, str] = {}
     args = [(str(f), format, detected.get(f), options, params.to_json(), dataset) for f in files]
     try:
         with StoreWriter(store, params, provenance={}, endpoint_url=endpoint_url) as writer:
             existing, names = writer.existing()
             if client is not None:
-                inputs = _ingest_on_workers(client, writer, files, args, ahead, existing, names, side_files,
+                inputs = _ingest_on_workers(client, writer, files, args, sha_of, existing, names, side_files,
                                             report, on_file)
             for path, worms in ([] if client is not None else _worms_in_order(files, args)):
                 try:
                     if isinstance(worms, BaseException):
                         raise worms
-                    sha = ahead[path].result() if path in ahead else ""
+                    sha = sha_of(path)
                     for worm_id, worm_dataset, extra_sources, worm in worms:
                         claimed = _claim(path, sha, worm_id, worm_dataset, extra_sources, existing, names,
                                          side_files, report)
@@ -172,7 +178,7 @@ def _pick(worms, j):
     return worms[j][3]
 
 
-def _ingest_on_workers(client, writer, files, args, ahead, existing, names, side_files, report, on_file) -> list:
+def _ingest_on_workers(client, writer, files, args, sha_of, existing, names, side_files, report, on_file) -> list:
     """Read and homogenize every file on the cluster, then write its worms there too
     (see ingest_activity); returns the inputs that made it."""
     from distributed import wait
@@ -186,7 +192,7 @@ def _ingest_on_workers(client, writer, files, args, ahead, existing, names, side
         try:
             if desc.status == "error":
                 raise desc.exception()
-            sha = ahead[path].result() if path in ahead else ""
+            sha = sha_of(path)
             worms = desc.result()
             for *_, layout in worms:                      # a worm that does not fit fails its file alone
                 writer.check_layout(layout)

@@ -23,6 +23,7 @@ import numpy as np
 from activity.store import store_fact
 from wormflow.core.provenance import wormflow_version
 from wormflow.core.atomic import recover, replacing, swap_in
+from wormflow.core.repository import store_kind
 from wormflow.core.errors import WormflowError
 
 CARDS = resources.files("data_cards")          # the card templates and citations, inside the package
@@ -335,20 +336,14 @@ def publish_analysis(result_path: Path, folder: Path, repo: str) -> Collection:
     return col
 
 
-def _store_kind(path: Path) -> str:
-    from wormflow.core.repository import store_kind
-
-    return store_kind(path)
-
-
 def find_collections(path: Path) -> list[tuple[str, Path]]:
     """(collection, store) pairs in a workdir, or the single store ``path`` is."""
     path = Path(path)
-    kind = _store_kind(path)
+    kind = store_kind(path)
     if kind:
         return [(kind, path)]
     found = [(k, p) for k, p in (("activity", path / "activity.zarr"), ("connectome", path / "connectome.zarr"),
-                                 ("analysis", path / "analysis" / "tsnet.zarr")) if _store_kind(p)]
+                                 ("analysis", path / "analysis" / "tsnet.zarr")) if store_kind(p)]
     if not found:
         raise PublishError(f"{path}: neither a wormflow store nor a workdir holding activity.zarr, connectome.zarr "
                            "or analysis/tsnet.zarr")

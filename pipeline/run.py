@@ -157,14 +157,14 @@ class Runner:
         from wormflow.core.provenance import sha256_of
 
         hp = HomogenizeParams(**params)
-        groups, keys, shas = [], [], set()
+        groups, keys, shas = [], [], {}
         for src in resolve_sources(self.config, "activity", self.wd.root / "raw", self.mirror):
             files = discover([src["path"]], src["format"])
             groups.append((src, files))
             for path in files:
                 sides = side_files(path, src["format"]) if path.is_file() else []
                 sha = sha256_of(path)
-                shas.add(sha)
+                shas[path] = sha
                 keys.append(digest("ingest", sha, [sha256_of(s) for s in sides], src["format"],
                                    src["dataset"], hp.to_json(), self.version))
         store = self.wd.root / "activity.zarr"
@@ -174,13 +174,13 @@ class Runner:
             for f, err in record.get("failed", []):
                 self.fail("ingest_activity", f, err)
             return StageResult("ingest_activity", "cached", outputs=[str(store)], detail=record.get("detail", ""))
-        if repository.exists(store) and not self._store_matches(store, hp, shas):
+        if repository.exists(store) and not self._store_matches(store, hp, set(shas.values())):
             shutil.rmtree(store)                    # the run owns its store: rebuilt from the config's files
         tick = self.progress("ingest activity", sum(len(f) for _, f in groups))
         failed, added = [], 0
         for src, files in groups:
             report = ingest_activity(files, store, format=src["format"], dataset=src["dataset"], params=hp,
-                                     client=self.client, on_file=lambda _: tick())
+                                     client=self.client, on_file=lambda _: tick(), checksums=shas)
             added += len(report.added)
             failed += report.failed
         for f, err in failed:

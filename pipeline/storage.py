@@ -9,14 +9,7 @@ import numpy as np
 import xarray as xr
 
 from wormflow.core.atomic import replacing
-
-
-def object_strings(ds: xr.Dataset) -> xr.Dataset:
-    """Fixed-width and numpy StringDType strings become object dtype (zarr 3 warns on ``<U``)."""
-    def fix(v):
-        return v.astype(object) if v.dtype.kind in "UT" else v
-    ds = ds.map(fix)
-    return ds.assign_coords({k: fix(c.variable) for k, c in ds.coords.items() if c.dtype.kind in "UT"})
+from wormflow.core.repository import object_strings
 
 
 def write_zarr_atomic(ds: xr.Dataset, path: str | Path, message: str | None = None) -> Path:

@@ -312,6 +312,16 @@ def history(location, *, endpoint_url: str | None = None) -> list[Commit]:
     return [Commit(s.id, s.written_at, s.message, dict(s.metadata or {})) for s in repo.ancestry(branch=BRANCH)]
 
 
+def object_strings(ds):
+    """Fixed-width and numpy StringDType strings of an xarray Dataset as object dtype: what
+    zarr 3 writes (``<U`` breaks appends) and what the stack reads (``where``'s NaN fill
+    cannot be promoted with StringDType, which is what xarray opens zarr strings as)."""
+    def fix(v):
+        return v.astype(object) if v.dtype.kind in "UT" else v
+    ds = ds.map(fix)
+    return ds.assign_coords({k: fix(c.variable) for k, c in ds.coords.items() if c.dtype.kind in "UT"})
+
+
 def root_attrs(location, version: str | None = None) -> dict:
     """The attributes of the store's root group at its latest commit (or ``version``); {}
     where there is no store (or it holds nothing yet). How a command tells an activity
@@ -319,13 +329,9 @@ def root_attrs(location, version: str | None = None) -> dict:
     import zarr
 
     try:
-        if not exists(location):
-            return {}
         session = readonly_session(open_repository(location), version)
         return dict(zarr.open_group(store=session.store, mode="r", zarr_format=3).attrs)
-    except (StoreError, FileNotFoundError, KeyError, ValueError):
-        return {}
-    except Exception:  # zarr raises its own error types for a repository without a root group
+    except Exception:  # no store, not a repository, or no root group yet (zarr's own error types)
         return {}
 
 
