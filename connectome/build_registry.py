@@ -44,26 +44,34 @@ def natural_key(name: str) -> tuple:
     return tuple(int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name))
 
 
+# the mirror files the registry is built from (names under a mirror, as in wormflow's file registry)
+NAMES_FILE = "neurons/NeuropalCanonicalColors.csv"
+CLASSES_FILE = "connectome/NemaNode/connectome_neurons.csv"
+TRANSMITTERS_FILE = "connectome/Fenyves2020/journal.pcbi.1007974.s003.xlsx"
+POSITIONS_FILE = "neurons/LowResAtlasWithHighResHeadsAndTails.csv"
+SOURCES = (NAMES_FILE, CLASSES_FILE, TRANSMITTERS_FILE, POSITIONS_FILE)
+
+
 def build_table(mirror: Path) -> pd.DataFrame:
-    colors = mirror / "neurons" / "NeuropalCanonicalColors.csv"
+    colors = mirror / NAMES_FILE
     names = [line.split(",")[0].strip().strip("'\"") for line in colors.read_text().splitlines() if line.strip()]
     if len(names) != 302 or len(set(names)) != 302:
         raise FormatError(f"{colors}: expected 302 distinct neuron names, found {len(set(names))}")
 
-    nema = pd.read_csv(mirror / "connectome" / "NemaNode" / "connectome_neurons.csv", dtype=str).fillna("")
+    nema = pd.read_csv(mirror / CLASSES_FILE, dtype=str).fillna("")
     nema["name"] = nema["name"].map(_unpad)
     nema = nema.set_index("name")
     missing = sorted(set(names) - set(nema.index))
     if missing:
         raise FormatError(f"connectome_neurons.csv: no row for {missing}")
 
-    nt = pd.read_excel(mirror / "connectome" / "Fenyves2020" / "journal.pcbi.1007974.s003.xlsx",
+    nt = pd.read_excel(mirror / TRANSMITTERS_FILE,
                        sheet_name="1. NT expr")
     nt = nt.rename(columns={nt.columns[0]: "name", nt.columns[1]: "nt", nt.columns[2]: "alt"})
     nt["name"] = nt["name"].astype(str).map(_unpad)
     nt = nt.set_index("name")
 
-    pos = pd.read_csv(mirror / "neurons" / "LowResAtlasWithHighResHeadsAndTails.csv", header=None,
+    pos = pd.read_csv(mirror / POSITIONS_FILE, header=None,
                       names=["name", "c1", "c2", "c3"])
     pos["name"] = pos["name"].map(_unpad)
     pos = pos.set_index("name")
@@ -91,7 +99,7 @@ def build_other_cells(mirror: Path) -> pd.DataFrame:
     """Cells of the NemaNode table that are not among the 302 (muscles, glia, end organs,
     male-specific neurons): connectome readers keep edges to them and report anything
     that is in neither table."""
-    nema = pd.read_csv(mirror / "connectome" / "NemaNode" / "connectome_neurons.csv", dtype=str).fillna("")
+    nema = pd.read_csv(mirror / CLASSES_FILE, dtype=str).fillna("")
     neurons = set(build_table(mirror)["name"])
     other = nema[~nema["name"].map(_unpad).isin(neurons)][["name", "type", "category"]]
     return other.sort_values("name", key=lambda s: s.map(natural_key)).reset_index(drop=True)

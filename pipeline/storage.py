@@ -19,6 +19,10 @@ def write_zarr_atomic(ds: xr.Dataset, path: str | Path, message: str | None = No
     from wormflow.core import repository
     from wormflow.core.provenance import wormflow_version
 
+    ds = ds.copy()
+    ds.attrs = json_attrs(ds.attrs)
+    for v in ds.variables.values():
+        v.attrs = json_attrs(v.attrs)
     with repository.writer_lock(path):
         repo = repository.open_repository(path, create=True)
         session = repo.writable_session(repository.BRANCH)
@@ -29,6 +33,23 @@ def write_zarr_atomic(ds: xr.Dataset, path: str | Path, message: str | None = No
         repository.commit(session, message or f"write {name} (wormflow {wormflow_version()})",
                           {"wormflow_version": wormflow_version(), "variables": sorted(map(str, ds.data_vars))}, path)
     return Path(str(path))
+
+
+def json_attrs(attrs: dict) -> dict:
+    """Attributes as strict JSON, which Zarr metadata must be: a NaN or infinite number (an
+    undefined score, e.g. restart stability from one restart) becomes null."""
+    import math
+
+    def clean(v):
+        if isinstance(v, (float, np.floating)) and not math.isfinite(float(v)):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return {k: clean(v) for k, v in attrs.items()}
 
 
 def open_result(path: str | Path, version: str | None = None) -> xr.Dataset:

@@ -4,6 +4,9 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,16 +22,21 @@ from pipeline.storage import open_result
 
 @pytest.fixture(scope="module")
 def workdir(mirror_store, mirror, tmp_path_factory):
-    """A workdir with the mirror's activity store, three connectome sources and a tsnet result."""
+    """A workdir with the mirror's activity store, three connectome sources (under MIT and
+    GPL-3.0) and a result of each analysis (small fits: the checks are of the tables)."""
     wd = tmp_path_factory.mktemp("wd")
     shutil.copytree(mirror_store[0], wd / "activity.zarr")
     c = mirror / "connectome"
     ingest_connectomes([c / "White1986" / "aconnectome_white_1986_whole.csv", c / "Cook2019" / "herm_full_edgelist.csv",
                         c / "Bentley2016"], wd / "connectome.zarr")
-    result = CliRunner().invoke(main, ["analyze", "tsnet", "--store", str(wd / "activity.zarr"), "--out",
-                                       str(wd / "analysis"), "--worm", "Dag2023/2022-07-27-45", "--construction",
-                                       "horizontal", "--workers", "1"])
-    assert result.exit_code == 0, result.output
+    store, out = ["--store", str(wd / "activity.zarr")], ["--out", str(wd / "analysis")]
+    for args in (["tsnet", "--worm", "Dag2023/2022-07-27-45", "--construction", "horizontal", "--workers", "1"],
+                 ["hmmglm", "--states", "2", "--max-neurons", "20", "--restarts", "1"],
+                 ["ntf", "--rank", "2", "--restarts", "1", "--min-worms", "4", "--workers", "1"],
+                 ["langevin", "--epochs", "2", "--latent", "3", "--hidden", "8", "--max-neurons", "20",
+                  "--device", "cpu"]):
+        result = CliRunner().invoke(main, ["analyze", args[0], *store, *out, *args[1:]])
+        assert result.exit_code == 0, result.output
     return wd
 
 
@@ -48,22 +56,95 @@ def _load(folder, config):
     return load_dataset(str(folder), config, split="train", cache_dir=str(folder.parent / ".hfcache"))
 
 
-def test_every_config_loads_offline_and_the_cards_parse(published):
+HUB_LICENCES = {"mit", "gpl-3.0", "lgpl-3.0", "apache-2.0", "bsd-3-clause", "cc-by-4.0", "cc0-1.0", "unknown"}
+
+
+def _configs(published, collection):
     from huggingface_hub import DatasetCard
 
-    expected = {"activity": ["neurons", "worms"], "connectome": ["edges", "consensus", "neurons", "sources"],
-                "analysis": ["tsnet"]}
+    return [c["config_name"] for c in DatasetCard.load(published / collection / "README.md").data.configs]
+
+
+def test_every_config_loads_offline_and_the_cards_validate(published):
+    import datasets
+    from datasets.utils.metadata import MetadataConfigs
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    sizes = json.loads((Path(datasets.__file__).parent / "utils" / "resources" / "size_categories.json").read_text())
+    expected = {"activity": ["neurons", "worms"],
+                "connectome": ["edges-mit", "edges-gpl-3.0", "consensus", "neurons", "sources"],
+                "analysis": ["tsnet", "hmmglm_states", "hmmglm_couplings", "hmmglm_model", "ntf_pairs", "ntf_time",
+                             "ntf_worms", "ntf_neurons", "langevin_scores", "langevin_windows", "langevin_heldout"]}
     for collection, configs in expected.items():
         card = DatasetCard.load(published / collection / "README.md")
-        assert [c["config_name"] for c in card.data.configs] == configs
-        assert card.data.license == "other" and card.data.pretty_name and card.data.size_categories
+        data = DatasetCardData(**card.data.to_dict())             # the Hub's card data accepts every field
+        assert [c["config_name"] for c in data.configs] == configs
+        assert MetadataConfigs.from_dataset_card_data(data)        # the configs as `datasets` reads them
+        ids = data.license if isinstance(data.license, list) else [data.license]
+        assert set(ids) <= HUB_LICENCES and "other" not in ids
+        assert data.pretty_name and data.task_categories and data.tags and set(data.size_categories) <= set(sizes)
+        text = card.text
         for config in configs:
             assert _load(published / collection, config).num_rows > 0
+            assert f"| `{config}` | `" in text                      # each config's licence is stated
+        assert "```bibtex\n@article{" in text and "<user>" not in text
+    # chemical and electrical layers come from Cook 2019 and White 1986, both MIT (c302); the
+    # registry table stands on files that state no licence; wormflow's own source list is MIT
+    licences = [("connectome", "edges-mit", "mit"), ("connectome", "consensus", "mit"),
+                ("connectome", "neurons", "unknown"), ("connectome", "sources", "mit"),
+                ("activity", "neurons", "unknown")]
+    for collection, config, lid in licences:
+        assert f"| `{config}` | `{lid}` |" in (published / collection / "README.md").read_text()
     text = (published / "activity" / "README.md").read_text()
     assert "doi:10.1016/j.cell.2023.04.023" in text and "Scholz" in text      # the papers are cited
     assert "NSM_5HTR_analysis@47bc3704c1" in text                               # licence and pinned source
     ctext = (published / "connectome" / "README.md").read_text()
-    assert "doi:10.1038/s41586-019-1352-7" in ctext and "doi:10.1098/rstb.1986.0056" in ctext
+    assert "doi:10.1038/s41586-019-1352-7" in ctext and "doi = {10.1098/rstb.1986.0056}" in ctext
+    atext = (published / "analysis" / "README.md").read_text()
+    assert "balanced accuracy" in atext and "held-out R²" in atext and "circular-shift null" in atext
+
+
+def test_licence_ids_come_from_the_sources_statements_and_combine_to_the_most_restrictive():
+    from pipeline.publish.cards import combined_licence, licence_id
+    from pipeline.registry import registry
+
+    ids = {e.license: licence_id(e.license) for e in registry()}
+    assert ids["MIT (setup.py license field; no LICENSE file)"] == "mit"
+    assert ids["GPL-3.0 (LICENSE file)"] == "gpl-3.0"
+    assert ids["not stated (no LICENSE file)"] == "unknown"
+    assert set(ids.values()) <= HUB_LICENCES
+    assert combined_licence(["mit", "gpl-3.0"]) == "gpl-3.0"
+    assert combined_licence(["mit", "gpl-3.0", "unknown"]) == "unknown"
+    assert combined_licence(["mit"]) == "mit" and combined_licence([]) == "unknown"
+
+
+def test_the_cards_usage_snippet_runs_as_written(published):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
+           "HF_DATASETS_CACHE": str(published.parent / ".hfcache-snippet")}
+    for collection in ("activity", "connectome", "analysis"):
+        text = (published / collection / "README.md").read_text()
+        snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
+        run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert "num_rows" in run.stdout
+
+
+def test_a_large_config_is_cut_into_shards_of_the_target_size(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.publish.tables import Collection, write_config
+
+    col = Collection("t", tmp_path)
+    values = np.random.default_rng(0).normal(size=(1000, 256))
+    write_config(col, "big", {"trace": pa.array(list(values)), "i": pa.array(np.arange(1000))}, inputs=[],
+                 note="test", shard_bytes=500_000)
+    files = col.configs["big"]
+    assert len(files) == 5 and files[0].endswith("train-00000-of-00005.parquet")
+    back = pa.concat_tables([pq.read_table(tmp_path / f) for f in files])
+    assert back["i"].to_pylist() == list(range(1000))
+    write_config(col, "small", {"i": pa.array(np.arange(10))}, inputs=[], note="test")
+    assert col.configs["small"] == ["data/small/train-00000-of-00001.parquet"]
 
 
 def test_activity_rows_equal_the_store_exactly(published, workdir):
@@ -93,13 +174,19 @@ def test_activity_rows_equal_the_store_exactly(published, workdir):
 
 
 def test_connectome_and_analysis_rows_equal_the_stores(published, workdir):
+    from pipeline.publish.cards import input_licence
+
     c = open_connectome(workdir / "connectome.zarr").load()
-    edges = _load(published / "connectome", "edges")
-    assert edges.num_rows == c.sizes["edge"]
-    got = sorted(zip(edges["source"], edges["pre"], edges["post"], edges["kind"], edges["weight"]))
+    parts = {config: _load(published / "connectome", config) for config in _configs(published, "connectome")
+             if config.startswith("edges-")}
+    assert sum(p.num_rows for p in parts.values()) == c.sizes["edge"]
+    got = sorted(r for p in parts.values() for r in zip(p["source"], p["pre"], p["post"], p["kind"], p["weight"]))
     want = sorted(zip(*(np.asarray(c[v].values, dtype=object).tolist() for v in
                         ("edge_source", "edge_pre", "edge_post", "edge_kind")), c.edge_weight.values.tolist()))
     assert got == want
+    sha = dict(zip(np.asarray(c.source.values, dtype=object), np.asarray(c.source_sha256.values, dtype=object)))
+    for config, p in parts.items():          # every edge is in the config of its source's licence
+        assert {input_licence(sha[s]) for s in set(p["source"])} == {config.removeprefix("edges-")}
     sources = _load(published / "connectome", "sources")
     assert sorted(sources["sha256"]) == sorted(np.asarray(c.source_sha256.values, dtype=object).tolist())
     res = open_result(workdir / "analysis" / "tsnet.zarr").load()
@@ -107,6 +194,36 @@ def test_connectome_and_analysis_rows_equal_the_stores(published, workdir):
     lam = {r["neuron"]: r["hvg_lambda"] for r in rows}
     want = res["horizontal"].sel(worm="Dag2023/2022-07-27-45", metric="hvg_lambda").to_series().dropna()
     assert lam == pytest.approx(want.to_dict(), rel=0, abs=0)
+
+
+def test_hmmglm_ntf_and_langevin_rows_equal_their_results(published, workdir):
+    hmm = open_result(workdir / "analysis" / "hmmglm.zarr").load()
+    states = {r["worm"]: r for r in _load(published / "analysis", "hmmglm_states")}
+    assert sorted(states) == sorted(map(str, hmm.worm.values))
+    for w, r in states.items():
+        st = hmm.states.sel(worm=w).values
+        np.testing.assert_array_equal(r["state"], st[st >= 0])
+        np.testing.assert_array_equal(r["time_in_seconds"], hmm.time.values[st >= 0])   # seconds on the store grid
+    couplings = _load(published / "analysis", "hmmglm_couplings")
+    assert couplings.num_rows == hmm.weights.size
+    r = couplings[7]
+    assert r["weight"] == float(hmm.weights.sel(state=r["state"], post=r["post"], pre=r["pre"]))
+    ntf = open_result(workdir / "analysis" / "ntf.zarr").load()
+    pairs = _load(published / "analysis", "ntf_pairs")
+    assert pairs.num_rows == ntf.pair_loading.size
+    r = pairs[ntf.sizes["pair"] + 3]                     # component 1, pair 3
+    assert (r["component"], r["neuron_a"], r["loading"]) == (1, str(ntf.neuron_a.values[3]),
+                                                             float(ntf.pair_loading.values[3, 1]))
+    worms = _load(published / "analysis", "ntf_worms")
+    assert {(r["worm"], r["component"]): r["loading"] for r in worms} == {
+        (str(w), int(k)): float(ntf.worm_loading.sel(worm=w, component=k)) for w in ntf.worm.values
+        for k in ntf.component.values}
+    lf = open_result(workdir / "analysis" / "langevin.zarr").load()
+    scores = {r["model"]: r["heldout_r2"] for r in _load(published / "analysis", "langevin_scores")}
+    assert scores == dict(zip(map(str, lf.model.values), lf.heldout_r2.values.tolist()))
+    windows = _load(published / "analysis", "langevin_windows")
+    assert windows.num_rows == lf.sizes["window"]
+    np.testing.assert_array_equal(np.asarray(windows[0]["latent"], dtype=np.float32), lf.latents.values[0])
 
 
 def test_publishing_twice_gives_byte_identical_parquet(workdir, published, tmp_path):
