@@ -21,6 +21,8 @@ cluster. ``[cluster]``::
 
 from __future__ import annotations
 
+import dask
+
 import contextlib
 import os
 import sys
@@ -127,9 +129,14 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = 1, me
 
     security = Security.temporary()
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                           memory_limit=memory_limit, dashboard_address=None, silence_logs=silence_logs,
-                           host="127.0.0.1", security=security)
+    # distributed always opens an HTTP server on the scheduler and on each worker, even with
+    # dashboard_address=None; with no routes it serves nothing (every path is 404), so the
+    # cluster shows no task, worker or data over plain HTTP. Nannies hand this config on to
+    # the worker processes they start.
+    with dask.config.set({"distributed.scheduler.http.routes": [], "distributed.worker.http.routes": []}):
+        cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
+                               memory_limit=memory_limit, dashboard_address=None, silence_logs=silence_logs,
+                               host="127.0.0.1", security=security)
     return cluster, security
 
 

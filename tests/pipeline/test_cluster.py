@@ -89,3 +89,26 @@ def test_a_real_scheduler_runs_the_tasks_of_analyze_commands(mirror_store, tmp_p
             p.terminate()
         for p in procs:
             p.wait(timeout=30)
+
+
+def test_the_local_cluster_serves_nothing_over_plain_http():
+    """distributed opens an HTTP port on the scheduler and each worker whatever the dashboard
+    setting; wormflow's local cluster gives them no routes, so nothing is shown there."""
+    import urllib.error
+    import urllib.request
+
+    from distributed import Client
+
+    from pipeline.cluster import local_cluster
+
+    cluster, security = local_cluster(1)
+    with cluster, Client(cluster, security=security) as client:
+        ports = [client.scheduler_info()["services"]["dashboard"],
+                 *client.run(lambda dask_worker: dask_worker.http_server.port).values()]
+        assert len(ports) == 2
+        for port in ports:
+            for path in ("/status", "/health", "/metrics", "/info/main/workers.html", "/json/counts.json"):
+                with pytest.raises(urllib.error.HTTPError) as err:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10)
+                assert err.value.code == 404
+        assert client.submit(sum, [40, 2]).result() == 42
