@@ -149,15 +149,31 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
     fig.legend(handles + [plt.Rectangle((0, 0), 1, 1, color="k", alpha=0.7), plt.Line2D([], [], color="tab:red")],
                [f"state {s}" for s in range(n_states)] + [behaviour.replace("behavior_", ""), "velocity"],
                loc="upper right", fontsize=7, ncol=n_states + 2)
-    return _save(plt, fig, path)
+    summary = _summary(result)
+    caption = (f"HMM-GLM ({summary.get('prior', '?')} prior, {n_states} states, {summary.get('n_neurons', '?')} "
+               f"neurons): the most probable state of each worm over time, with {behaviour.replace('behavior_', '')} "
+               "(black) and velocity (red) beneath.")
+    b = summary.get("behaviour", {})
+    if b.get("held_out_mean") is not None:
+        per = ", ".join(f"{v:.2f}" for v in b.get("held_out", []))
+        caption += (f" States predict {b['variable'].replace('behavior_', '')} at balanced accuracy "
+                    f"{b['held_out_mean']:.3f} held out by worm (per worm {per}); chance is 0.5.")
+    caption += f" {_convergence(result)}"
+    return _save(plt, fig, path, caption)
 
 
 def coupling_matrices(result, path: str | Path) -> Path:
-    """Each state's coupling matrix W[post, pre] (common colour scale, diagonal included)."""
+    """Each state's coupling matrix W[post, pre] between neurons, on one colour scale set by
+    the couplings between different neurons; each neuron's own history term (the diagonal,
+    an autoregression an order of magnitude larger) is greyed out and stated in the caption."""
     plt = _pyplot()
-    w = result.weights.values
+    w = np.array(result.weights.values, dtype=float)
     n_states = w.shape[0]
-    lim = np.nanpercentile(np.abs(w), 99) or 1.0
+    eye = np.eye(w.shape[1], dtype=bool)
+    diagonal = w[:, eye]
+    w[:, eye] = np.nan
+    lim = np.nanpercentile(np.abs(w), 99) if np.isfinite(w).any() else 1.0
+    lim = lim or 1.0
     fig, axes = plt.subplots(1, n_states, figsize=(3.6 * n_states + 1, 3.8), squeeze=False)
     names = [plain(n) for n in result.post.values]
     for s, ax in enumerate(axes[0]):
@@ -170,7 +186,17 @@ def coupling_matrices(result, path: str | Path) -> Path:
         if s == 0:
             ax.set_ylabel("post", fontsize=7)
     fig.colorbar(im, ax=axes[0, -1], fraction=0.046, label="coupling W")
-    return _save(plt, fig, path)
+    off = np.abs(w[np.isfinite(w)])
+    caption = (f"HMM-GLM coupling matrices W[post, pre], one per state, on a common scale (±{lim:.3g}, the 99th "
+               f"percentile of |W| between different neurons; median |W| {np.median(off) if off.size else np.nan:.3g}). "
+               f"The diagonal (each neuron's own history term) is grey: median {np.median(diagonal):.3g}, range "
+               f"{np.min(diagonal):.3g} to {np.max(diagonal):.3g}.")
+    if "connection_types" in result:
+        types = result.connection_types.values
+        nonzero = [(types[s][~eye] != 0).mean() for s in range(n_states)]
+        caption += " Share of neuron pairs with a connection: " + ", ".join(
+            f"state {s} {f:.2f}" for s, f in enumerate(nonzero)) + "."
+    return _save(plt, fig, path, caption)
 
 
 def prior_vs_connectome(result, path: str | Path) -> Path:
@@ -199,7 +225,41 @@ def prior_vs_connectome(result, path: str | Path) -> Path:
         ax.set_xlabel("pre", fontsize=7)
         fig.colorbar(im, ax=ax, fraction=0.046)
     axes[0, 0].set_ylabel("post", fontsize=7)
-    return _save(plt, fig, path)
+    caption = "The HMM-GLM's learned connection prior beside the anatomical synapses of the same neuron pairs."
+    c = _summary(result).get("connectome", {})
+    if c.get("auc") is not None:
+        caption += (f" Against {c.get('source')}: P(connection) is {c['p_connection_synapse']:.3f} on the "
+                    f"{c['n_synapses']} pairs with a synapse and {c['p_connection_none']:.3f} on the others "
+                    f"(AUC {c['auc']:.3f}, 0.5 is chance)")
+        if c.get("n_signed"):
+            caption += f"; the learned sign agrees with the predicted synaptic sign on {c['sign_agreement']:.2f} " \
+                       f"of {c['n_signed']} signed pairs"
+        caption += "."
+    return _save(plt, fig, path, caption)
+
+
+def _summary(result) -> dict:
+    import json
+
+    raw = result.attrs.get("summary")
+    return json.loads(raw) if isinstance(raw, str) else dict(raw or {})
+
+
+def _convergence(result) -> str:
+    converged = result.attrs.get("converged")
+    if converged is None:
+        return ""
+    return (f"The fit {'converged' if int(converged) else 'did NOT converge'} after {result.attrs.get('n_iter')} "
+            "iterations.")
+
+
+def _langevin_scores(result) -> str:
+    models = [str(m) for m in result.model.values]
+    r2 = dict(zip(models, result.heldout_r2.values))
+    v = dict(zip(models, result.velocity_r2.values))
+    return ("Held-out-neuron R² on test windows: " + ", ".join(f"{m} {r2[m]:.3f}" for m in models)
+            + "; velocity R² by cross-validated ridge from each model's latents (smoothing: from the smoothed "
+            "observed traces): " + ", ".join(f"{m} {v[m]:.3f}" for m in models if np.isfinite(v[m])) + ".")
 
 
 def _null_sentence(result) -> str:
@@ -327,7 +387,9 @@ def latent_trajectories(result, path: str | Path, n_windows: int = 12) -> Path:
     ax.set_xlabel("latent PC 1")
     ax.set_ylabel("latent PC 2")
     ax.set_title(f"LangevinFlow latents, {len(pick)} windows", fontsize=9)
-    return _save(plt, fig, path)
+    caption = (f"LangevinFlow latent positions of {len(pick)} of {len(z)} windows on their first two principal "
+               f"components, coloured by the worm's velocity (negative: reversing). {_langevin_scores(result)}")
+    return _save(plt, fig, path, caption)
 
 
 def heldout_traces(result, path: str | Path, n_neurons: int = 3, n_windows: int = 2) -> Path:
@@ -348,7 +410,10 @@ def heldout_traces(result, path: str | Path, n_neurons: int = 3, n_windows: int 
     axes[0, 0].legend(fontsize=7, loc="upper right")
     for ax in axes[-1]:
         ax.set_xlabel("time in window (s)")
-    return _save(plt, fig, path)
+    caption = (f"{len(held)} held-out neurons (never shown to the encoder) on {min(n_windows, result.sizes['test_window'])}"
+               f" test windows: recorded (black), LangevinFlow (red), smoothing baseline (blue, dashed). "
+               f"{_langevin_scores(result)}")
+    return _save(plt, fig, path, caption)
 
 
 def caption_path(path: str | Path) -> Path:
