@@ -16,7 +16,9 @@ $(BIN)/wormflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[test,langevin]"
+	# setuptools prints an "Editable installation" notice on every editable install (a
+	# reminder, not a problem of this project): that notice alone is filtered out
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[test,langevin]"
 	# the WormID NWB extension pins pynwb<3: installed without its dependencies, wormflow
 	# loads only its YAML namespace (see activity/nwb.py)
 	$(BIN)/python -m pip install --quiet --no-deps "$(NDX)"

@@ -54,13 +54,14 @@ def test_the_readme_synopsis_lists_every_command_with_exactly_its_options():
         assert options - {"-v"} == _options(path) - {"-v"}, path
 
 
-def test_a_built_wheel_carries_the_card_templates_and_data(tmp_path):
+def test_a_built_wheel_carries_the_card_templates_and_data_and_the_build_warns_nothing(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(ROOT)],
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "warning" not in (proc.stdout + proc.stderr).lower(), proc.stderr[-2000:]
     names = zipfile.ZipFile(next(tmp_path.glob("wormflow-*.whl"))).namelist()
     for needed in ("data_cards/citations.toml", "data_cards/activity.md", "wormflow/core/data/neurons.csv",
-                   "pipeline/data/registry.csv", "analysis/hmmglm/__init__.py"):
+                   "pipeline/data/registry.csv", "analysis/hmmglm/__init__.py", "pipeline/publish/cards.py"):
         assert needed in names
 
 
