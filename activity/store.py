@@ -165,6 +165,7 @@ class StoreWriter:
         self._added: list[str] = []
         self._facts: list[dict] = []
         self._branch: str | None = None              # a private branch, while workers write
+        self._broken = False                         # a write failed: the transaction is never committed
 
     # -- transaction
     def __enter__(self) -> "StoreWriter":
@@ -198,7 +199,7 @@ class StoreWriter:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            if exc_type is None and self._n > self._n0:
+            if exc_type is None and self._n > self._n0 and not self._broken:
                 self._finalize()
                 inputs = self.provenance.get("last_ingest", {}).get("inputs", [])
                 files = ", ".join(Path(i["file"]).name for i in inputs) or "(no file named)"
@@ -245,10 +246,14 @@ class StoreWriter:
             for d, n in zip(stored, values.shape):
                 if d != "neuron" and n > max(self._sizes.get(d, 0), grow.get(d, 0)):
                     grow[d] = n
-        self._grow(grow, index + 1)
-        for var, (stored, values, attrs) in plan.items():
-            arr = self._array(var, ("worm",) + stored, values.dtype, attrs)
-            arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
+        try:
+            self._grow(grow, index + 1)
+            for var, (stored, values, attrs) in plan.items():
+                arr = self._array(var, ("worm",) + stored, values.dtype, attrs)
+                arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
+        except Exception as exc:         # disk full, read-only, network: the store's failure, not the worm's
+            self._broken = True
+            raise repository.write_failed(self.location, exc) from exc
         self._facts.append(facts)            # written once per transaction, one slice per array
         self._n = index + 1
         self._added.append(name)
@@ -295,8 +300,15 @@ class StoreWriter:
         prepared = self.repo.writable_session(self._branch)
         forks = [client.submit(write_worm_arrays, prepared.fork(), worm, self._n0 + i, pure=False)
                  for i, (worm, *_rest) in enumerate(entries)]
-        merged = client.gather(forks)
-        prepared.merge(*merged)
+        try:
+            merged = client.gather(forks)
+            failed = [err for _, err in merged if err is not None]
+            if failed:
+                raise failed[0]
+            prepared.merge(*(fork for fork, _ in merged))
+        except Exception as exc:         # a worker could not write: the store's failure
+            self._broken = True
+            raise repository.write_failed(self.location, exc) from exc
         self._adopt(prepared)
         for _, layout, sha, name, extra in entries:
             self._facts.append(self._facts_of(layout["attrs"], sha, name, extra))
@@ -416,15 +428,20 @@ def worm_layout(worm: Worm) -> dict:
 
 def write_worm_arrays(fork, worm: Worm, index: int):
     """On a worker: ``worm``'s series into the arrays of the forked session ``fork`` at
-    ``index`` (arrays already created and sized); returns the fork to merge."""
+    ``index`` (arrays already created and sized); returns (the fork to merge, None), or
+    (None, the error) when the store could not be written. The error travels back as a
+    value: the driver reports it once, and the worker logs no traceback for it."""
     import zarr
 
-    group = zarr.open_group(store=fork.store, mode="r+", zarr_format=3)
-    for var, (dims, values, _) in worm.variables.items():
-        arr = group[var]
-        values = conform(tuple(arr.metadata.dimension_names[1:]), dims, np.asarray(values), where=var)
-        arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
-    return fork
+    try:
+        group = zarr.open_group(store=fork.store, mode="r+", zarr_format=3)
+        for var, (dims, values, _) in worm.variables.items():
+            arr = group[var]
+            values = conform(tuple(arr.metadata.dimension_names[1:]), dims, np.asarray(values), where=var)
+            arr[(index,) + tuple(slice(0, n) for n in values.shape)] = _encodable(values)
+    except Exception as exc:  # disk full, read-only, network: reported by the driver
+        return None, exc
+    return fork, None
 
 
 def _encodable(values: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Callable, Iterable
 from activity.homogenize import HomogenizeParams, homogenize_worm
 from activity.readers import detect, read_recordings
 from activity.store import StoreWriter
-from wormflow.core.errors import failure_message
+from wormflow.core.errors import StoreWriteError, failure_message
 from wormflow.core.provenance import sha256_of, wormflow_version
 
 _DATASET_DIR = re.compile(r"^[A-Z][A-Za-z]+\d{4}[a-z]?$")     # Dag2023, Scholz2018, Kato2015
@@ -124,9 +124,12 @@ def ingest_activity(paths: Iterable[str | Path], store: str | Path, *, format: s
                         if claimed is None:
                             continue
                         writer.append(worm, sha, *claimed)
+                        report.added.append(claimed[0])
                         report.notes.extend(json.loads(worm.attrs["label_notes"]))
                     inputs.append({"file": str(path.resolve()), "sha256": sha})
-                except Exception as exc:  # any failure, expected or not, fails only this file
+                except StoreWriteError:   # the store cannot be written: every file would fail, nothing is committed
+                    raise
+                except Exception as exc:  # any other failure, expected or not, fails only this file
                     report.failed.append((str(path), failure_message(path.name, exc)))
                 if on_file is not None:
                     on_file(path)
@@ -154,7 +157,6 @@ def _claim(path, sha, worm_id, dataset, extra_sources, existing, names, side_fil
         extra[Path(side).name] = side_files[side]
     names.add(name)
     existing.add((sha, worm_id))
-    report.added.append(name)
     return name, extra
 
 
@@ -202,6 +204,7 @@ def _ingest_on_workers(client, writer, files, args, sha_of, existing, names, sid
                 if claimed is None:
                     continue
                 entries.append((client.submit(_pick, fut, j, pure=False), layout, sha, *claimed))
+                report.added.append(claimed[0])
                 report.notes.extend(json.loads(layout["attrs"]["label_notes"]))
             inputs.append({"file": str(path.resolve()), "sha256": sha})
         except Exception as exc:  # any failure, expected or not, fails only this file

@@ -25,6 +25,11 @@ class StoreError(WormflowError):
     """An activity or connectome store is missing, invalid or incompatible."""
 
 
+class StoreWriteError(StoreError):
+    """Writing to a store failed (disk full, read-only location, no permission, network):
+    the whole write is abandoned and nothing of it is committed. Not a bad input file."""
+
+
 class LabelError(WormflowError):
     """A neuron label could not be used the way it was asked for."""
 

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Iterator
 
-from wormflow.core.errors import StoreError
+from wormflow.core.errors import StoreError, StoreWriteError
 
 BRANCH = "main"
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*):(?P<rest>.*)$")
@@ -201,8 +201,19 @@ def _not_a_repository(folder: Path) -> str:
 
 
 def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+    """The cause of an error in one line: for Icechunk's error chains (``x outer`` …
+    ``-> innermost``) the innermost cause, e.g. "No space left on device (os error 28)"."""
+    lines = [line.strip() for line in str(exc).strip().splitlines()]
+    causes = [line.split("->", 1)[1].strip() for line in lines if line.startswith(("`->", "|->"))]
+    if causes:
+        return causes[-1]
+    return lines[0].removeprefix("x ").strip() if lines and lines[0] else type(exc).__name__
+
+
+def write_failed(location, exc: Exception) -> StoreWriteError:
+    """The error for a failed write to the store at ``location`` (disk full, read-only…)."""
+    return StoreWriteError(f"{parse_location(location)}: cannot write to the store: {_reason(exc)}; nothing of this "
+                           "write was committed")
 
 
 def readonly_session(repo, version: str | None = None):
@@ -231,7 +242,7 @@ def writer_lock(location) -> Iterator[None]:
         lock_path.parent.mkdir(parents=True, exist_ok=True)
         fh = open(lock_path, "w")
     except OSError as exc:
-        raise StoreError(f"{loc}: cannot write here: {exc.strerror or exc}") from exc
+        raise StoreWriteError(f"{loc}: cannot write here: {exc.strerror or exc}") from exc
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -257,8 +268,8 @@ def commit(session, message: str, metadata: dict, location) -> str:
         raise StoreError(f"{parse_location(location)}: another writer changed the same arrays at the same time; "
                          "nothing of this write was committed (run it again)") from exc
     except Exception as exc:
-        raise StoreError(f"{parse_location(location)}: the commit failed and nothing was written: "
-                         f"{_reason(exc)}") from exc
+        raise StoreWriteError(f"{parse_location(location)}: the commit failed and nothing was written: "
+                              f"{_reason(exc)}") from exc
 
 
 PRIVATE_PREFIX = "wormflow-write-"
