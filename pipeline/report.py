@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from activity.store import store_fact
+from pipeline.figures import caption_path
 from wormflow.core.provenance import wormflow_version
 
 
@@ -37,7 +38,14 @@ def coverage_heatmap(store: Path, path: Path) -> Path | None:
     ax.set_xticks(range(observed.shape[0]), [plain(w) for w in ds.worm.values], rotation=60, ha="right", fontsize=6)
     ax.set_yticks(range(keep.sum()), names.tolist(), fontsize=5)
     ax.set_title(f"labelled neurons per worm ({int(keep.sum())} neurons seen)")
-    return _save(plt, fig, path)
+    per_worm = observed.sum(axis=1)
+    labelled = per_worm[per_worm > 0]
+    caption = (f"Neuron-by-worm coverage: green where a labelled ROI recorded the neuron; one row per neuron seen in "
+               f"at least one worm ({int(keep.sum())} of 302, in {observed.shape[0]} worms). "
+               + (f"{labelled.size} worms have labels, median {np.median(labelled):.0f} labelled neurons each; "
+                  if labelled.size else "")
+               + f"{int(observed[per_worm > 0].all(axis=0).sum())} neurons are seen in every labelled worm.")
+    return _save(plt, fig, path, caption)
 
 
 def write_report(root: Path, config, result) -> Path:
@@ -71,9 +79,9 @@ def write_report(root: Path, config, result) -> Path:
             rows))
         cov = coverage_heatmap(store, figs / "coverage.png")
         if cov:
+            caption = caption_path(cov).read_text(encoding="utf-8")
             sections.append('<figure><div class="scroll"><img src="figures/coverage.png" alt="neuron coverage">'
-                            "</div><figcaption>Neuron-by-worm coverage: green where a labelled ROI recorded the "
-                            "neuron; one row per neuron seen in at least one worm.</figcaption></figure>")
+                            f"</div><figcaption>{html.escape(caption)}</figcaption></figure>")
         ds = open_activity(store)
         prov = json.loads(json.dumps(store_fact(ds, "provenance"), default=str))
         inputs += [("activity", i["file"], i["sha256"]) for i in prov.get("last_ingest", {}).get("inputs", [])]
@@ -106,8 +114,6 @@ def write_report(root: Path, config, result) -> Path:
     pngs = sorted((root / "analysis" / "figures").glob("*.png")) if (root / "analysis" / "figures").exists() else []
     if pngs:
         body = []
-        from pipeline.figures import caption_path
-
         for p in pngs:
             shutil.copyfile(p, figs / p.name)
             cap = caption_path(p)

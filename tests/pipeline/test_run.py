@@ -3,6 +3,7 @@ Dask scheduler, locking, and the report checked in headless Chromium."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -292,6 +293,10 @@ def test_the_report_renders_in_headless_chromium_with_every_figure(default_run, 
     # captions say what a figure shows and its number, not its file name
     assert "circular-shift null" in dom or "circularly shifted" in dom
     assert "phase-randomized" in dom
+    captions = re.findall(r"<figcaption>(.*?)</figcaption>", dom, flags=re.S)
+    assert len(captions) == n_png
+    for caption in captions:                                    # each states what it shows, with a number
+        assert len(caption) > 60 and re.search(r"\d", caption), caption
     shot = tmp_path / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path}",
                     "--virtual-time-budget=10000", "--window-size=1400,4000", f"--screenshot={shot}", index.as_uri()],
