@@ -38,7 +38,11 @@ test: install browser
 demo: install
 	$(BIN)/wormflow run --workdir $(OUT) --mirror $(MIRROR)
 
+# the same-run baselines: tensorly and pyunicorn from PyPI here; the research references
+# (worm-graph, onehot-hmmglm, LangevinFlow) each in its own environment under .anchors/
 bench: install
+	PYTHONWARNINGS="ignore:Editable installation" $(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/anchors.py setup
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/connectome_ingest.py
 	WORMFLOW_MIRROR=$(MIRROR) $(BIN)/python bench/tsnet.py

@@ -1,47 +1,51 @@
-"""Benchmark: HMM-GLM on the reference synthetic protocol (5 states, 20 neurons, Poisson).
+"""Benchmark: HMM-GLM on the reference synthetic protocol (5 states, 20 neurons, Poisson),
+against the one-hot paper's own code in the same run.
 
 Uses exactly `<mirror>/synthetic/hmmglm_S5_N20.npz`, made by the reference implementation's
-own generator (onehot-hmmglm; 30 training and 20 test sequences of 2000 bins). For each
-prior it fits `analysis.hmmglm.fit` on the training sequences and prints:
-- fit time (restarts included), EM iterations of the final run, and seconds per EM
-  iteration on all training data (one E-step + one M-step at the fitted model, mean of 3);
-- state accuracy on the test set (posterior argmax; states matched by the Hungarian
-  assignment on the training set, the same permutation reused on the test set);
-- connection types over all states x neurons x neurons: F1-macro and balanced accuracy
-  (plain and Gaussian prior: the sign of |W| > 0.1, as the reference scores them);
-- mean absolute weight error, and the test log-likelihood per bin (forward algorithm,
-  uniform initial state, summed over sequences / (sequences x bins)).
+own generator (onehot-hmmglm; 30 training and 20 test sequences of 2000 bins).
 
-The baseline is the reference implementation, which needs its own PyTorch code and is not
-run here: its figures are quoted from issue 8 (measured on this kind of machine, CPU, one
-thread) and the ratios are against them, with the true generating model's figures
-computed here from the file's own parameters.
+1. Ours and the reference, alternating (``--pairs``, default 5), each in a fresh process
+   held to one thread (ours: BLAS and OpenMP limited to 1; the reference:
+   ``torch.set_num_threads(1)``), the one-hot prior in both. The reference is
+   JerrySoybean/onehot-hmmglm@f5c482c, its deprecated module trained as its demo notebook
+   does (Adam lr 0.01, 10 EM epochs x 50 M-step steps), run under its own environment
+   (``python bench/anchors.py setup onehot-hmmglm``); where it is not set up the bench
+   says so and prints no ratio. Both are scored here by the same code:
+   - fit time, CPU time (CPU / wall = cores used) and peak RSS of the fitting process;
+   - state accuracy on the test set (states matched by the Hungarian assignment on the
+     training set, the same permutation reused on the test set);
+   - connection types over all states x neurons x neurons: F1-macro and balanced accuracy;
+   - the test log-likelihood per bin (forward algorithm, uniform initial state).
+   Each pair's ratio ours/theirs is printed as min-median-max.
+2. Ours with each prior (none, Gaussian, one-hot) beside the true generating model, with
+   seconds per EM iteration on all training data.
 
-Run: .venv/bin/python bench/hmmglm.py   (WORMFLOW_MIRROR picks the mirror)
+Run: .venv/bin/python bench/hmmglm.py [--pairs 5]   (WORMFLOW_MIRROR picks the mirror)
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
-from analysis import hmmglm
+import anchors  # noqa: E402
+from analysis import hmmglm  # noqa: E402
 from analysis.hmmglm import hmm  # noqa: E402
 
-# issue 8's reference figures: fit s, state acc, F1-macro, balanced acc, test LL per bin, EM epochs
-REFERENCE = {
-    "none (demo: 10 epochs x 50 Adam steps)": (60, 0.966, 0.42, 0.72, -17.189, 10),
-    "gaussian (demo)": (70, 0.970, 0.49, 0.76, -17.141, 10),
-    "onehot (demo)": (82, 0.967, 0.58, 0.63, -17.129, 10),
-    "none (100 epochs x 5 steps, its best)": (229, 0.982, 0.75, 0.89, -16.893, 100),
-}
-GOAL = {"f1_macro": 0.80, "state_acc": 0.98, "test_ll": -16.89, "fit_s": 10.0}
+GOAL = {"f1_macro": 0.80, "state_acc": 0.98}
+ONE_THREAD = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
 def mirror() -> Path:
@@ -76,7 +80,61 @@ def em_iteration_seconds(train, r, prior, repeats: int = 3) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
+def child(path: str, out: str) -> None:
+    """Ours in this fresh process, on one CPU (the fit's thread pool sizes itself to the CPUs
+    it may run on; BLAS is limited to one thread by the environment): fit the one-hot prior,
+    save what is scored."""
+    import resource
+
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+    d = dict(np.load(path))
+    train, test = d["spikes_train"].astype(float), d["spikes_test"].astype(float)
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = hmmglm.fit(train, 5, prior="onehot", seed=0)
+    fit_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    _, states_test = r.decode(test)
+    np.savez(out, states_train=r.states, states_test=states_test, types=r.connection_types)
+    print(json.dumps({"fit_s": fit_s, "cpu_s": cpu_s, "test_ll": r.log_likelihood(test), "iterations": r.n_iter,
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def score(d, states_train, states_test, types) -> dict:
+    perm = hmm.match_states(d["states_train"], states_train, 5)
+    s = hmmglm.connection_type_scores(d["conn_types"], np.asarray(types)[np.argsort(perm)])
+    return {"state_acc": hmm.state_accuracy(d["states_test"], states_test, perm), "f1_macro": s["f1_macro"],
+            "balanced_accuracy": s["balanced_accuracy"]}
+
+
+def run_ours(path: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "ours.npz"
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, __file__, "--child", str(path), str(out)], capture_output=True,
+                              text=True, env={**os.environ, **ONE_THREAD, "PYTHONWARNINGS": "ignore"})
+        if proc.returncode:
+            raise SystemExit(f"our fit failed:\n{proc.stderr[-2000:]}")
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        z = np.load(out)
+        return {**res, "wall_s": time.perf_counter() - t0,
+                **score(dict(np.load(path)), z["states_train"], z["states_test"], z["types"])}
+
+
+def run_theirs(path: Path) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "theirs.npz"
+        res = anchors.run("onehot-hmmglm", path, out)
+        z = np.load(out)
+        return {**res, **score(dict(np.load(path)), z["posterior_train"].argmax(-1), z["posterior_test"].argmax(-1),
+                               z["types"])}
+
+
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and the reference's")
+    ap.add_argument("--child", nargs=2, metavar=("DATA", "OUT"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        return child(*args.child)
     path = mirror() / "synthetic" / "hmmglm_S5_N20.npz"
     if not path.exists():
         sys.exit(f"{path} not found: set WORMFLOW_MIRROR to the local mirror")
@@ -86,43 +144,47 @@ def main() -> None:
           f"{train.shape[2]} neurons, 5 states")
     truth = true_model(d)
     _, st = truth.decode(test)
-    print(f"{'model':44s} {'fit s':>6s} {'iters':>5s} {'s/iter':>6s} {'acc':>6s} {'F1m':>5s} {'BA':>5s} "
-          f"{'|dW|':>5s} {'test LL':>8s}")
-    print(f"{'true generating model':44s} {'-':>6s} {'-':>5s} {'-':>6s} "
-          f"{(st == d['states_test']).mean():6.3f} {1:5.2f} {1:5.2f} {0:5.3f} {truth.log_likelihood(test):8.3f}")
-    for name, (fit_s, acc, f1, ba, ll, epochs) in REFERENCE.items():
-        print(f"{'reference ' + name:44s} {fit_s:6.0f} {epochs:5d} {fit_s / epochs:6.2f} {acc:6.3f} {f1:5.2f} "
-              f"{ba:5.2f} {'':>5s} {ll:8.3f}")
-    ours = {}
+    print(f"true generating model: state acc {(st == d['states_test']).mean():.3f}, test LL per bin "
+          f"{truth.log_likelihood(test):.3f}")
+    try:
+        ours, theirs = anchors.pairs(lambda: run_ours(path), lambda: run_theirs(path), n=args.pairs)
+    except anchors.Unavailable as exc:
+        print(f"reference: not run ({exc}); no ratio")
+        ours, theirs = [run_ours(path)], []
+    print(f"one-hot prior, one thread each, {len(ours)} pair(s):")
+    for name, runs in (("wormflow", ours), ("reference", theirs)):
+        if not runs:
+            continue
+        med = {k: statistics.median(r[k] for r in runs) for k in ("fit_s", "cpu_s", "peak_mb", "state_acc",
+                                                                   "f1_macro", "balanced_accuracy", "test_ll")}
+        print(f"  {name:10s} fit {med['fit_s']:7.1f} s (CPU/wall {med['cpu_s'] / med['fit_s']:.2f} cores), peak "
+              f"{med['peak_mb']:5.0f} MB, state acc {med['state_acc']:.3f}, F1-macro {med['f1_macro']:.2f}, BA "
+              f"{med['balanced_accuracy']:.2f}, test LL {med['test_ll']:.3f}  (medians)")
+    if theirs:
+        results, ref = anchors.Results("hmmglm"), "onehot-hmmglm, 1 thread"
+        print(results.ratio("HMM-GLM one-hot: fit time", [o["fit_s"] for o in ours], [t["fit_s"] for t in theirs],
+                            against=ref))
+        print(results.ratio("HMM-GLM one-hot: peak RSS", [o["peak_mb"] for o in ours],
+                            [t["peak_mb"] for t in theirs], against=ref, unit="MB"))
+        print(results.ratio("HMM-GLM one-hot: connection F1-macro", [o["f1_macro"] for o in ours],
+                            [t["f1_macro"] for t in theirs], against=ref, unit="", goal=">= 1 (F1 >= 0.80)"))
+        print(results.ratio("HMM-GLM one-hot: test state accuracy", [o["state_acc"] for o in ours],
+                            [t["state_acc"] for t in theirs], against=ref, unit="", goal=">= 1"))
+        results.save()
+        diff = sorted(o["test_ll"] - t["test_ll"] for o, t in zip(ours, theirs))
+        print(f"  test LL per bin, ours - theirs: {diff[0]:+.3f} to {diff[-1]:+.3f} (positive: ours fits better)")
+    print("ours with each prior, in this process:")
+    print(f"  {'prior':10s} {'fit s':>6s} {'iters':>5s} {'s/iter':>6s} {'acc':>6s} {'F1m':>5s} {'BA':>5s} {'test LL':>8s}")
     for prior in ("none", "gaussian", "onehot"):
         t0 = time.perf_counter()
         r = hmmglm.fit(train, 5, prior=prior, seed=0)
         fit_s = time.perf_counter() - t0
-        perm = hmm.match_states(d["states_train"], r.states, 5)
         _, states = r.decode(test)
-        acc = hmm.state_accuracy(d["states_test"], states, perm)
-        found = r.connection_types[np.argsort(perm)]      # true state order
-        scores = hmmglm.connection_type_scores(d["conn_types"], found)
-        werr = float(np.abs(r.weights[np.argsort(perm)] - d["weights"]).mean())
-        ll = r.log_likelihood(test)
-        per_iter = em_iteration_seconds(train, r, prior)
-        ours[prior] = (fit_s, acc, scores, ll, per_iter)
-        print(f"{'wormflow ' + prior:44s} {fit_s:6.1f} {r.n_iter:5d} {per_iter:6.2f} {acc:6.3f} "
-              f"{scores['f1_macro']:5.2f} {scores['balanced_accuracy']:5.2f} {werr:5.3f} {ll:8.3f}")
-    fit_s, acc, scores, ll, _ = ours["onehot"]
-    best_ref = REFERENCE["none (100 epochs x 5 steps, its best)"]
-    ref_iter = REFERENCE["onehot (demo)"][0] / REFERENCE["onehot (demo)"][5]
-    print(f"one-hot per EM iteration: {ours['onehot'][4]:.2f} s vs the reference's {ref_iter:.1f} s per epoch "
-          f"(demo schedule) = {ref_iter / ours['onehot'][4]:.1f}x")
-    print(f"one-hot vs the reference's one-hot (demo): {REFERENCE['onehot (demo)'][0] / fit_s:.1f}x faster; "
-          f"vs its best model: {best_ref[0] / fit_s:.1f}x faster, F1-macro {scores['f1_macro']:.2f} vs {best_ref[2]:.2f}, "
-          f"test LL {ll:.3f} vs {best_ref[4]:.3f}")
-    checks = {"F1-macro >= 0.80": scores["f1_macro"] >= GOAL["f1_macro"],
-              "state acc >= 0.98": acc >= GOAL["state_acc"],
-              "test LL >= -16.89": ll >= GOAL["test_ll"],
-              "fit <= 10 s": fit_s <= GOAL["fit_s"],
-              "one-hot best on types": scores["f1_macro"] >= max(o[2]["f1_macro"] for o in ours.values())}
-    print("goals: " + ", ".join(f"{k}: {'met' if v else 'MISSED'}" for k, v in checks.items()))
+        sc = score(d, r.states, states, r.connection_types)
+        print(f"  {prior:10s} {fit_s:6.1f} {r.n_iter:5d} {em_iteration_seconds(train, r, prior):6.2f} "
+              f"{sc['state_acc']:6.3f} {sc['f1_macro']:5.2f} {sc['balanced_accuracy']:5.2f} {r.log_likelihood(test):8.3f}")
+    o = ours[0]
+    print("goals: " + ", ".join(f"{k} >= {v}: {'met' if o[k] >= v else 'MISSED'}" for k, v in GOAL.items()))
 
 
 if __name__ == "__main__":

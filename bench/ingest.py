@@ -5,8 +5,12 @@
    of the same arrays (the floor) and the sha256 the provenance needs. Every measurement
    runs in a fresh subprocess so its peak RSS is its own, repeated (``--repeats``,
    median): one run on a shared 2-core machine varies by +-20%.
-   worm-graph's preprocessing is not re-run here yet (its same-run anchor is issue 27);
-   its figures below are the ones measured for issue 2 on these files.
+   worm-graph's preprocessing (qsimeon/worm-data-preprocess@953f66a, its Dag2023
+   preprocessor with its own config) runs on the same files in the same run, alternating
+   with ours (``--pairs``, default 5): per-worm time, whole-process wall time and peak RSS,
+   each pair's ratio printed as min-median-max. It runs in its own environment (set up by
+   ``python bench/anchors.py setup worm-data-preprocess``); where it is not set up, the
+   bench says so and prints no ratio.
 2. Parallel ingest: the same files on a local Dask cluster of 1 and of 2 workers, the
    cluster started before the clock.
 3. Store scale: stores of 10, 100, 1,000 (and ``--scale`` more) synthetic worms of 1,500
@@ -31,10 +35,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-WORMGRAPH_S_PER_WORM = 2.2        # issue 2's measurement, until issue 27 re-runs worm-graph here
-WORMGRAPH_PEAK_MB = 590.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import anchors  # noqa: E402
+
 SYNTHETIC_FRAMES = 1500
 
 CHILD = r"""
@@ -168,15 +174,17 @@ def run(mode: str, arg: str, out: str | None = None) -> dict:
     """One measurement in a fresh process; its store goes to ``out`` (default: a temporary folder)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = out or str(Path(tmp) / "store.zarr")
+        t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", CHILD, mode, arg, out], capture_output=True, text=True,
                               env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        wall = time.perf_counter() - t0
         if proc.returncode:
             raise SystemExit(f"{mode} failed:\n{proc.stderr[-3000:]}")
         result = {}
         for line in proc.stdout.strip().splitlines():
             if line.startswith("{"):
                 result.update(json.loads(line))
-        return result
+        return {**result, "wall_s": wall}
 
 
 def _median(runs: list[dict]) -> dict:
@@ -189,19 +197,38 @@ def main() -> None:
     ap.add_argument("--mirror", default=default_mirror)
     ap.add_argument("--scale", default="10,100,1000", help="store sizes for the append measurement (add 10000)")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and worm-graph's")
     args = ap.parse_args()
 
+    results = anchors.Results("ingest")
     floor = _median([run("floor", args.mirror) for _ in range(args.repeats)])
-    ours = _median([run("ingest", args.mirror) for _ in range(args.repeats)])
     f_worm = floor["seconds"] / floor["n"]
-    o_worm = ours["seconds"] / ours["n"]
-    print(f"Flavell worms in the mirror: {ours['n']}")
+    ours, theirs = [], []
+    try:
+        anchors.run("worm-data-preprocess")              # set up and runnable? (a warm-up, not counted)
+        ours, theirs = anchors.pairs(lambda: {**run("ingest", args.mirror), "cli": run("cli", args.mirror)},
+                                     lambda: anchors.run("worm-data-preprocess"), n=args.pairs)
+        why_not = ""
+    except anchors.Unavailable as exc:
+        why_not = str(exc)
+        ours = [{**run("ingest", args.mirror), "cli": run("cli", args.mirror)} for _ in range(args.repeats)]
+    o_worm = statistics.median(o["seconds"] / o["n"] for o in ours)
+    print(f"Flavell worms in the mirror: {ours[0]['n']}")
     print(f"  bare h5py read (floor)      {f_worm:8.4f} s/worm   peak RSS {floor['peak_mb']:6.0f} MB")
-    print(f"  wormflow ingest             {o_worm:8.4f} s/worm   peak RSS {ours['peak_mb']:6.0f} MB")
-    print(f"  worm-graph (reference)      {WORMGRAPH_S_PER_WORM:8.4f} s/worm   peak RSS {WORMGRAPH_PEAK_MB:6.0f} MB")
-    print(f"  speed-up vs worm-graph      {WORMGRAPH_S_PER_WORM / o_worm:8.1f}x   (goal >= 20x)")
-    print(f"  peak memory vs worm-graph   {ours['peak_mb'] / WORMGRAPH_PEAK_MB:8.2f}    (goal <= 0.25)")
-    print(f"  ingest / read floor         {o_worm / f_worm:8.1f}x   (goal <= 2x)")
+    print(f"  wormflow ingest             {o_worm:8.4f} s/worm   = {o_worm / f_worm:.1f}x the floor")
+    if why_not:
+        print(f"  worm-graph: not run ({why_not}); no ratio")
+    else:
+        print(f"  against worm-graph's preprocessing on the same {theirs[0]['n_files']} files, {len(ours)} alternating "
+              "pairs:")
+        wg = "worm-graph preprocessing"
+        print(results.ratio("Flavell ingest: time per worm", [o["seconds"] / o["n"] for o in ours],
+                            [t["seconds"] / t["n_files"] for t in theirs], against=wg, goal="<= 0.05 (>= 20x)"))
+        print(results.ratio("Flavell ingest: whole process wall time", [o["cli"]["wall_s"] for o in ours],
+                            [t["wall_s"] for t in theirs], against=wg))
+        print(results.ratio("Flavell ingest: peak RSS", [o["cli"]["peak_mb"] for o in ours],
+                            [t["peak_mb"] for t in theirs], against=wg, unit="MB", goal="<= 0.25"))
+        results.save()
     sha = _median([run("sha256", args.mirror) for _ in range(args.repeats)])
     s_worm = sha["seconds"] / sha["n"]
     print(f"  sha256 of the same files alone (provenance): {s_worm:.4f} s/worm = {s_worm / f_worm:.1f}x the floor "
@@ -212,9 +239,6 @@ def main() -> None:
         print(f"  phases of one ingest ({parts['seconds']:.3f} s in all; ms per worm):")
         for name, seconds in parts["phases"].items():
             print(f"    {name:32s} {1e3 * seconds / parts['n']:6.1f}")
-    cli = run("cli", args.mirror)
-    print(f"  `wormflow ingest activity`, whole process with imports: {cli['seconds']:.2f} s, "
-          f"peak RSS {cli['peak_mb']:.0f} MB ({cli['peak_mb'] / WORMGRAPH_PEAK_MB:.2f} of worm-graph's)")
     one, two = run("workers", args.mirror, "1"), run("workers", args.mirror, "2")
     print(f"parallel ingest of the {one['n']} files (local cluster started before the clock): 1 worker "
           f"{one['seconds']:.2f} s, 2 workers {two['seconds']:.2f} s = {one['seconds'] / two['seconds']:.2f}x "

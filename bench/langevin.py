@@ -1,20 +1,26 @@
 """Benchmark: LangevinFlow training throughput and peak memory, in the reference's MC_Maze
-configuration (hidden 280, batch 256, 137 held-in of 182 neurons, 35 + 10 bins).
+shapes (batch 256, 137 held-in of 182 neurons, 35 + 10 bins), against the reference in the
+same run.
 
 One training step is what the reference times: coordinated dropout, forward, Poisson NLL,
 KL, backward, Adam. The data are Poisson counts of the right shape (the speed does not
-depend on their values). It prints seconds per step, trials per second and the peak
-memory (CPU: the process's peak resident size grown during the steps; CUDA: torch's peak
-allocation), against the reference's figures quoted from issue 10: 3.3-4.2 s per step on
-this 2-core CPU, 221 ms per step (1,160 trials/s, 0.96 GiB) on an H200, goal >= 2,300
-trials/s there.
+depend on their values). Three networks alternate (``--pairs``, default 5), each in a fresh
+process timing ``--steps`` steps (median) after one warm-up step:
+- ours in its MC_Maze configuration (latent 40, hidden 280: 1.62 M parameters);
+- ours at the reference's size (latent 280 = the reference's z and v width, hidden 408:
+  4.52 M parameters against its 4.51 M), the like-for-like comparison;
+- the reference, KingJamesSong/LangevinFlow_CCN@68dcbfa (LangevinAutoencoder, hidden 280,
+  its own training_step), under its own environment (``python bench/anchors.py setup
+  LangevinFlow_CCN``); where it is not set up the bench says so and prints no ratio.
+It prints seconds per step, trials per second, parameters and peak resident size, and each
+pair's ratio ours/theirs as min-median-max (CPU here; ``--device cuda`` where lent).
 
 Then the Lorenz benchmark (LFADS recipe; `analysis.langevin.lorenz_dataset`): LangevinFlow
 against the GRU sequential VAE and the spike-smoothing baseline, trained and scored in the
 same run on the same split: R^2 to the true rates (all neurons, test trials) and
 co-smoothing bits per spike on the held-out neurons.
 
-Run: .venv/bin/python bench/langevin.py [--device cuda] [--steps 5] [--epochs 250] [--seeds 3] [--skip-lorenz]
+Run: .venv/bin/python bench/langevin.py [--device cuda] [--steps 5] [--pairs 5] [--epochs 250] [--seeds 3] [--skip-lorenz]
 """
 
 from __future__ import annotations
@@ -32,7 +38,8 @@ import torch  # noqa: E402
 from analysis import langevin as L  # noqa: E402
 
 N_IN, N_OUT, T_OBS, T_FWD, BATCH, HIDDEN = 137, 182, 35, 10, 256, 280
-REFERENCE = {"cpu": (3.3, 4.2), "cuda": (0.221, 0.221)}
+CONFIGS = {"ours (MC_Maze configuration)": dict(latent=40, hidden=HIDDEN),
+           "ours at the reference's size": dict(latent=280, hidden=408)}
 
 
 def step_fn(model, opt, y, n_obs, p_cd=0.3):
@@ -54,7 +61,12 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=250)
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per network on the Lorenz benchmark")
     ap.add_argument("--skip-lorenz", action="store_true")
+    ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and the reference's")
+    ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.child:
+        latent, hidden, steps, device = args.child
+        return child(int(latent), int(hidden), int(steps), device)
     throughput(args)
     if not args.skip_lorenz:
         lorenz(args)
@@ -93,38 +105,78 @@ def lorenz(args) -> None:
         print(f"  {name:24s} {r.mean():9.3f}{sd(r):>8s} {b.mean():10.3f}{sd(b):>8s} {secs:7.1f}")
 
 
-def throughput(args) -> None:
+def child(latent: int, hidden: int, steps: int, device: str) -> None:
+    """In a fresh process: ``steps`` timed training steps of ours at (latent, hidden)."""
+    import json
+
     torch.manual_seed(0)
-    cfg = L.Config(n_in=N_IN, n_out=N_OUT, latent=40, hidden=HIDDEN, heads=4, coordinated_dropout=0.3)
-    model = L.build_model(cfg).to(args.device)
-    n_params = sum(p.numel() for p in model.parameters())
+    cfg = L.Config(n_in=N_IN, n_out=N_OUT, latent=latent, hidden=hidden, heads=4, coordinated_dropout=0.3)
+    model = L.build_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     y = torch.as_tensor(np.random.default_rng(0).poisson(0.3, (BATCH, T_OBS + T_FWD, N_OUT)).astype(np.float32),
-                        device=args.device)
+                        device=device)
     step_fn(model, opt, y, T_OBS)                       # warm-up (allocations, kernels)
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    t0 = time.perf_counter()
-    for _ in range(args.steps):
+    times = []
+    for _ in range(steps):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
         step_fn(model, opt, y, T_OBS)
-    if args.device == "cuda":
-        torch.cuda.synchronize()
-    per_step = (time.perf_counter() - t0) / args.steps
-    if args.device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2 ** 30
-        where = "peak CUDA allocation"
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20
-        where = f"peak resident size (grew {(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 2 ** 20:.2f} GiB in the steps)"
-    lo, hi = REFERENCE["cuda" if args.device.startswith("cuda") else "cpu"]
-    print(f"LangevinFlow, MC_Maze configuration: {n_params / 1e6:.2f} M parameters, batch {BATCH}, "
-          f"{N_IN} held-in / {N_OUT} neurons, {T_OBS}+{T_FWD} bins, device {args.device}, "
-          f"{torch.get_num_threads()} threads")
-    print(f"  {per_step:.3f} s/step = {BATCH / per_step:.0f} trials/s; {where} {peak:.2f} GiB")
-    print(f"  reference: {lo}-{hi} s/step on this kind of {'GPU' if lo < 1 else 'CPU'} -> "
-          f"{lo / per_step:.1f}-{hi / per_step:.1f}x")
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    print(json.dumps({"parameters": sum(p.numel() for p in model.parameters()), "step_s": float(np.median(times)),
+                      "threads": torch.get_num_threads(),
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def _ours(latent, hidden, steps, device) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, __file__, "--child", str(latent), str(hidden), str(steps), device],
+                          capture_output=True, text=True)
+    if proc.returncode:
+        raise SystemExit(f"our training step failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def throughput(args) -> None:
+    import statistics
+    import sys
+
+    sys.path.insert(0, str(HERE))
+    import anchors
+
+    runs = {name: [] for name in (*CONFIGS, "reference")}
+    why_not = ""
+    for _ in range(args.pairs):
+        for name, cfg in CONFIGS.items():
+            runs[name].append(_ours(cfg["latent"], cfg["hidden"], args.steps, args.device))
+        if not why_not:
+            try:
+                runs["reference"].append(anchors.run("LangevinFlow_CCN", args.steps, args.device))
+            except anchors.Unavailable as exc:
+                why_not = str(exc)
+    print(f"LangevinFlow training step, MC_Maze shapes: batch {BATCH}, {N_IN} held-in / {N_OUT} neurons, "
+          f"{T_OBS}+{T_FWD} bins, device {args.device}, {args.steps} steps per run, {args.pairs} alternating runs")
+    for name, rs in runs.items():
+        if rs:
+            step = statistics.median(r["step_s"] for r in rs)
+            print(f"  {name:32s} {rs[0]['parameters'] / 1e6:5.2f} M parameters, {step:.3f} s/step = "
+                  f"{BATCH / step:6.0f} trials/s, peak RSS {statistics.median(r['peak_mb'] for r in rs):6.0f} MB, "
+                  f"{rs[0]['threads']} threads")
+    if why_not:
+        print(f"  reference: not run ({why_not}); no ratio")
+        return
+    results, ref = anchors.Results(f"langevin-{args.device}"), f"LangevinFlow_CCN ({args.device})"
+    for name in CONFIGS:
+        print(results.ratio(f"LangevinFlow {name}: s/step", [r["step_s"] for r in runs[name]],
+                            [r["step_s"] for r in runs["reference"]], against=ref))
+        print(results.ratio(f"LangevinFlow {name}: peak RSS", [r["peak_mb"] for r in runs[name]],
+                            [r["peak_mb"] for r in runs["reference"]], against=ref, unit="MB"))
+    results.save()
 
 
 if __name__ == "__main__":

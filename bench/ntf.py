@@ -1,15 +1,16 @@
 """Benchmark: the NTF engine (non-negative CP by HALS) against tensorly, and the memory floor.
 
 On a synthetic non-negative (11000 pairs x 400 time points x 7 worms) float32 tensor at
-rank 10, the issue's reference size, it prints:
-- seconds per sweep of `analysis.ntf.nonneg_cp_hals` (setup excluded: the time of 11
-  sweeps minus that of 1, over 10);
-- the same for tensorly's in-memory `non_negative_parafac_hals` (the named baseline), if
-  tensorly is installed (`pip install tensorly`), and the ratio;
+rank 10, the issue's reference size, ours and tensorly's in-memory
+`non_negative_parafac_hals` (the named baseline, `pip install tensorly`) alternate
+(``--pairs``, default 5), and it prints, with each pair's ratio as min-median-max:
+- seconds per sweep (setup excluded: the time of 11 sweeps minus that of 1, over 10);
+- the relative reconstruction error of both after the same 11 sweeps from a random
+  start, each recomputed here from the factors returned, by the same formula;
 - the floor: our sweep reads the tensor twice, so twice the time of one full read
-  (`x.sum()`), measured here;
-- the relative reconstruction error of both after the same 10 sweeps from the same kind
-  of random start.
+  (`x.sum()`), measured in the same run.
+Then the same comparison on a small tensor (300 x 50 x 5, rank 4), where the early sweeps
+matter, with our default inner HALS passes (10) and with 5.
 
 Then, on the mirror's Flavell worms (their labelled calcium, 5 s bins), the differential
 affinity tensor of `analysis.affinity.affinity_tensor`:
@@ -30,10 +31,13 @@ Run: .venv/bin/python bench/ntf.py   (WORMFLOW_MIRROR picks the mirror; `make de
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import anchors  # noqa: E402
 
 import numpy as np  # noqa: E402
 
@@ -60,31 +64,63 @@ def read_seconds(arr, repeats: int = 5) -> float:
     return (time.perf_counter() - t0) / repeats
 
 
-def main() -> None:
-    rng = np.random.default_rng(0)
-    truth = [rng.gamma(1.0, 1.0, (n, RANK)).astype(np.float32) for n in SHAPE]
-    x = np.einsum("ir,jr,kr->ijk", *truth).astype(np.float32)
-    x += 0.05 * x.std() * np.abs(rng.normal(size=x.shape)).astype(np.float32)
-    norm = float(np.linalg.norm(x.ravel()))
-    read = read_seconds(x)
-    ours, res = per_sweep(lambda n: nonneg_cp_hals(x, RANK, n_iter=n, tol=0, dtype=np.float32))
-    print(f"tensor {SHAPE} float32 ({x.nbytes / 1e6:.0f} MB), rank {RANK}")
-    print(f"  floor (2 reads of the tensor)    {2 * read:8.4f} s/sweep")
-    print(f"  wormflow nonneg_cp_hals          {ours:8.4f} s/sweep   = {ours / (2 * read):5.1f}x the floor, "
-          f"error after 11 sweeps {res.errors[-1]:.4f}")
-    if importlib.util.find_spec("tensorly") is None:
-        print("  tensorly: not installed (pip install tensorly) - no baseline ratio")
-        return
-    import tensorly as tl
-    from tensorly.decomposition import non_negative_parafac_hals
+def _error(x, factors) -> float:
+    from analysis.ntf.engine import relative_error
 
-    def theirs(n):
-        return non_negative_parafac_hals(tl.tensor(x), rank=RANK, n_iter_max=n, tol=0, init="random",
-                                         random_state=0)
-    tly, cp = per_sweep(theirs)
-    err = float(np.linalg.norm((x - tl.cp_to_tensor(cp)).ravel())) / norm
-    print(f"  tensorly non_negative_parafac_hals {tly:6.4f} s/sweep, error after 11 sweeps {err:.4f}")
-    print(f"  speed-up vs tensorly             {tly / ours:8.1f}x   (goal >= 5x)")
+    a, b, c = (np.asarray(f, dtype=np.float64) for f in factors)
+    return relative_error(x, a, b, c)
+
+
+def compare(x, rank: int, pairs: int, label: str, results, inner_options=(10,)) -> None:
+    """Ours and tensorly's HALS alternating on ``x``: s/sweep and error after 11 sweeps."""
+    read = read_seconds(x)
+    have_tensorly = importlib.util.find_spec("tensorly") is not None
+    print(f"{label}: tensor {x.shape} float32 ({x.nbytes / 1e6:.1f} MB), rank {rank}")
+    print(f"  floor (2 reads of the tensor)    {2 * read:8.4f} s/sweep")
+    if not have_tensorly:
+        print("  tensorly: not installed (pip install tensorly) - no baseline ratio")
+    if have_tensorly:
+        import tensorly as tl
+        from tensorly.decomposition import non_negative_parafac_hals
+
+        def theirs(n):
+            cp = non_negative_parafac_hals(tl.tensor(x), rank=rank, n_iter_max=n, tol=0, init="random", random_state=0)
+            return cp.factors
+    for inner in inner_options:
+        ours_t, theirs_t, ours_e, theirs_e = [], [], [], []
+        for _ in range(pairs if have_tensorly else 1):
+            t, res = per_sweep(lambda n: nonneg_cp_hals(x, rank, n_iter=n, tol=0, dtype=np.float32, inner=inner))
+            ours_t.append(t)
+            ours_e.append(_error(x, res.factors))
+            if have_tensorly:
+                t, factors = per_sweep(theirs)
+                theirs_t.append(t)
+                theirs_e.append(_error(x, factors))
+        tag = f"wormflow (inner {inner})"
+        print(f"  {tag:32s} {np.median(ours_t):8.4f} s/sweep = {np.median(ours_t) / (2 * read):5.1f}x the floor, "
+              f"error after 11 sweeps {np.median(ours_e):.4f}")
+        if have_tensorly:
+            print(f"  {'tensorly':32s} {np.median(theirs_t):8.4f} s/sweep, error after 11 sweeps {np.median(theirs_e):.4f}")
+            print(results.ratio(f"NTF {label}: time per sweep (inner {inner})", ours_t, theirs_t,
+                                against="tensorly non_negative_parafac_hals", goal="<= 0.2" if label != "small" else ""))
+            print(results.ratio(f"NTF {label}: error after 11 sweeps (inner {inner})", ours_e, theirs_e,
+                                against="tensorly non_negative_parafac_hals", unit="", goal="<= 1"))
+
+
+def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and tensorly's")
+    args = ap.parse_args()
+    results = anchors.Results("ntf")
+    rng = np.random.default_rng(0)
+    for shape, rank, label, inner in ((SHAPE, RANK, "reference size", (10,)), ((300, 50, 5), 4, "small", (10, 5))):
+        truth = [rng.gamma(1.0, 1.0, (n, rank)).astype(np.float32) for n in shape]
+        x = np.einsum("ir,jr,kr->ijk", *truth).astype(np.float32)
+        x += 0.05 * x.std() * np.abs(rng.normal(size=x.shape)).astype(np.float32)
+        compare(x, rank, args.pairs, label, results, inner)
+    results.save()
 
 
 def flavell() -> None:

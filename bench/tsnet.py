@@ -1,9 +1,11 @@
 """Benchmark: time series to networks.
 
-1. Per series of 1k / 10k / 100k points (iid noise): wormflow's visibility graph + metrics
-   (networkx graph and graph_metrics; and the store path, trace_metrics) against the floor,
-   bare ts2vg computing degrees only, and against pyunicorn's VisibilityGraph with the same
-   metrics where pyunicorn is installed (skipped beyond 10k points: it holds an n x n matrix).
+1. Per series of 1k / 10k / 100k points (iid noise), ours and the baselines alternating
+   (``--pairs``, default 5; 1 at 100k), each pair's ratio as min-median-max: wormflow's
+   store path (`trace_metrics`: the graph and every metric) against the floor, bare ts2vg
+   computing degrees only, and against pyunicorn's VisibilityGraph computing the same
+   metrics where pyunicorn is installed (skipped beyond 10k points: it holds an n x n
+   matrix). Each graph's edge set is compared: ours, ts2vg's and pyunicorn's must be equal.
 2. Whole-store throughput (traces per second) of `analyze tsnet` on every ROI of the mirror,
    on 1 and 2 Dask workers.
 3. Against nulls: the HVG rate of the chaotic logistic map and of iid noise (fitted on the
@@ -17,35 +19,24 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 
 import numpy as np  # noqa: E402
 
 from analysis import tsnet  # noqa: E402
 
 
-def best_of(fn, repeat):
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
 def ts2vg_floor(x, kind):
     from ts2vg import HorizontalVG, NaturalVG
 
     (NaturalVG if kind == "natural" else HorizontalVG)().build(x, only_degrees=True)
-
-
-def ours_networkx(x, kind):
-    tsnet.graph_metrics(tsnet.visibility_graph(x, kind))
 
 
 def ours_store_path(x, kind):
@@ -59,26 +50,61 @@ def pyunicorn_same(x, kind):
     g.degree(), g.global_clustering(), g.transitivity(), g.average_path_length(), g.diameter(), g.assortativity()
 
 
-def per_series():
+def timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def edges_ours(x, kind) -> set:
+    return {tuple(sorted(e)) for e in tsnet.visibility_graph(x, kind).edges()}
+
+
+def edges_ts2vg(x, kind) -> set:
+    from ts2vg import HorizontalVG, NaturalVG
+
+    g = (NaturalVG if kind == "natural" else HorizontalVG)()
+    g.build(x)
+    return {tuple(sorted(e[:2])) for e in g.edges}
+
+
+def edges_pyunicorn(x, kind) -> set:
+    from pyunicorn.timeseries import VisibilityGraph
+
+    a = VisibilityGraph(x, horizontal=kind == "horizontal", silence_level=3).adjacency
+    i, j = np.nonzero(np.triu(a, 1))
+    return set(zip(i.tolist(), j.tolist()))
+
+
+def per_series(pairs: int = 5):
+    import anchors
+
+    results = anchors.Results("tsnet")
     have_pyunicorn = importlib.util.find_spec("pyunicorn") is not None
-    print("per series (iid noise), best of 3 (1 for 100k):")
-    print(f"{'kind':<11}{'n':>8}{'ours nx s':>11}{'ours store s':>14}{'ts2vg deg s':>13}"
-          f"{'nx/floor':>10}{'store/floor':>12}{'pyunicorn s':>17}{'pyunicorn/ours':>16}")
+    if not have_pyunicorn:
+        print("pyunicorn: not installed (pip install pyunicorn) - no ratio against it")
     rng = np.random.default_rng(0)
     for n in (1_000, 10_000, 100_000):
         x = rng.normal(size=n)
-        repeat = 1 if n >= 100_000 else 3
+        n_pairs = 1 if n >= 100_000 else pairs
         for kind in ("horizontal", "natural"):
-            floor = best_of(lambda: ts2vg_floor(x, kind), repeat)
-            nx_t = best_of(lambda: ours_networkx(x, kind), repeat)
-            store_t = best_of(lambda: ours_store_path(x, kind), repeat)
-            if have_pyunicorn and n <= 10_000:
-                pu = best_of(lambda: pyunicorn_same(x, kind), 1)
-                pu_s, ratio = f"{pu:.3f}", f"{pu / store_t:.1f}x"
-            else:
-                pu_s, ratio = ("n x n, skipped", "") if have_pyunicorn else ("not installed", "")
-            print(f"{kind:<11}{n:>8}{nx_t:>11.3f}{store_t:>14.3f}{floor:>13.4f}{nx_t / floor:>10.0f}"
-                  f"{store_t / floor:>12.0f}{pu_s:>17}{ratio:>16}")
+            same = edges_ours(x, kind) == edges_ts2vg(x, kind)
+            line = f"{kind} VG, n = {n}: edges equal to ts2vg's: {same}"
+            use_pu = have_pyunicorn and n <= 10_000
+            if use_pu:
+                line += f", to pyunicorn's: {edges_ours(x, kind) == edges_pyunicorn(x, kind)}"
+            print(line)
+            ours, floor, pu = [], [], []
+            for _ in range(n_pairs):
+                ours.append(timed(lambda: ours_store_path(x, kind)))
+                floor.append(timed(lambda: ts2vg_floor(x, kind)))
+                if use_pu:
+                    pu.append(timed(lambda: pyunicorn_same(x, kind)))
+            print(results.ratio(f"{kind} VG n={n}: graph + metrics", ours, floor, against="ts2vg degrees only (floor)"))
+            if use_pu:
+                print(results.ratio(f"{kind} VG n={n}: graph + metrics", ours, pu,
+                                    against="pyunicorn VisibilityGraph, same metrics", goal="< 1"))
+    results.save()
 
 
 def store_throughput():
@@ -134,6 +160,10 @@ def _logistic(n, x0):
 
 
 if __name__ == "__main__":
-    per_series()
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pairs", type=int, default=5)
+    per_series(ap.parse_args().pairs)
     chaos_against_noise()
     store_throughput()
