@@ -7,14 +7,28 @@ import warnings
 
 import numpy as np
 
+# the forward (AVB, RIB) and reversal (AVA, AVE, AIB, RIM) command neurons: whatever else a
+# selection keeps, these are what the states and latents are scored against (reversals)
+COMMAND_CLASSES = ("AVA", "AVB", "AVE", "AIB", "RIB", "RIM")
+
+
+def command_neurons() -> list[str]:
+    """The members of :data:`COMMAND_CLASSES` (AVAL, AVAR, ...), in registry order."""
+    from wormflow.core.neurons import classes
+
+    every = classes()
+    return [n for c in COMMAND_CLASSES for n in every.get(c, ())]
+
 
 def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fraction: float = 0.5,
-                    max_neurons: int | None = 60, min_coverage: float = 0.5, zscore: bool = True):
+                    max_neurons: int | None = 60, min_coverage: float = 0.5, zscore: bool = True,
+                    keep=None):
     """The worms of an activity-store Dataset as HMM-GLM sequences.
 
-    Neurons: ``neurons`` if given, else those observed in at least ``min_worm_fraction``
-    of the worms that have any labelled neuron, the most widely observed first, at most
-    ``max_neurons``. Worms: those observing at least ``min_coverage`` of the chosen
+    Neurons: ``neurons`` if given, else the ``keep`` neurons (default: the command neurons,
+    :func:`command_neurons`) that any labelled worm observed, then those observed in at
+    least ``min_worm_fraction`` of the worms that have any labelled neuron, the most widely
+    observed first, up to ``max_neurons`` in all. Worms: those observing at least ``min_coverage`` of the chosen
     neurons. Each trace is z-scored within its worm (``zscore``); a neuron a worm did
     not observe stays NaN (the model skips it as a target and it contributes nothing as
     an input). Returns (list of (T_w, N) arrays, worm ids, neuron names)."""
@@ -29,8 +43,10 @@ def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fracti
         raise ValueError(f"no worm in the store has a labelled neuron in {variable}")
     if neurons is None:
         frac = seen[labelled].mean(0)
+        index = {n: i for i, n in enumerate(names)}
+        kept = [index[n] for n in (command_neurons() if keep is None else keep) if n in index and frac[index[n]] > 0]
         order = np.argsort(-frac, kind="stable")
-        pick = [i for i in order if frac[i] >= min_worm_fraction][:max_neurons]
+        pick = (kept + [i for i in order if frac[i] >= min_worm_fraction and i not in kept])[:max_neurons]
         if not pick:
             raise ValueError(f"no neuron is observed in {min_worm_fraction:.0%} of the labelled worms; "
                              "lower min_worm_fraction or name the neurons")
