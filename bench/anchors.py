@@ -189,7 +189,7 @@ class Results:
         self.rows.append({"label": label, "against": against, "unit": unit, "goal": goal, "n": len(r),
                           "ours": statistics.median(ours), "theirs": statistics.median(theirs),
                           "ratio": [r[0], statistics.median(r), r[-1]]})
-        return ratio_line(label, ours, theirs, unit, goal)
+        return ratio_line(f"{label} (vs {against})", ours, theirs, unit, goal)
 
     def save(self) -> Path:
         import platform
