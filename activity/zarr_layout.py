@@ -13,7 +13,10 @@ ROIs). A shard's index lets a reader fetch single inner chunks, so
 16 of the 302 neurons, not every byte of every worm; smaller time blocks would only add
 requests to that query (measured: 4 requests per worm instead of 2 made it slower). The 1-D per-worm series (``valid``,
 velocity, ``native_time``) are one chunk per worm; the per-worm facts (``dataset``,
-``n_frames``…) one chunk per 256 worms, a few bytes each.
+``n_frames``…) one chunk per 4096 worms, a few bytes each: every writer reads the
+source sha256, worm id and name of every stored worm (to skip a file already in), and
+every open reads the per-worm coordinates, so these take few objects (at 10,000 worms,
+3 chunks an array instead of 40 with 256 per chunk); an append rewrites one such chunk.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from wormflow.core.errors import StoreError
 INNER = {"time": 2048, "frame": 2048, "neuron": 16, "roi": 64}
 SHARD = {"time": 4096, "frame": 4096, "neuron": 320, "roi": 256}
 SERIES_CHUNK = {"time": 4096, "frame": 4096, "roi": 256, "neuron": 320}
-FACTS_CHUNK = 256
+FACTS_CHUNK = 4096
 NAN_FILL = "AAAAAAAA+H8="        # xarray's _FillValue attribute for NaN (float64, base64)
 
 

@@ -12,12 +12,14 @@ import numpy as np
 COMMAND_CLASSES = ("AVA", "AVB", "AVE", "AIB", "RIB", "RIM")
 
 
-def command_neurons() -> list[str]:
-    """The members of :data:`COMMAND_CLASSES` (AVAL, AVAR, ...), in registry order."""
-    from wormflow.core.neurons import classes
-
-    every = classes()
-    return [n for c in COMMAND_CLASSES for n in every.get(c, ())]
+def command_neurons(names, classes=None) -> list[str]:
+    """Those of ``names`` that belong to :data:`COMMAND_CLASSES`: by their neuron class where
+    ``classes`` (one per name, e.g. the store's ``neuron_class`` coordinate) is given, else
+    by name (the class followed by L or R, as AVAL, AVAR)."""
+    names = [str(n) for n in names]
+    if classes is not None:
+        return [n for n, c in zip(names, classes) if str(c) in COMMAND_CLASSES]
+    return [n for n in names if n in COMMAND_CLASSES or (n[:-1] in COMMAND_CLASSES and n[-1] in "LR")]
 
 
 def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fraction: float = 0.5,
@@ -26,7 +28,7 @@ def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fracti
     """The worms of an activity-store Dataset as HMM-GLM sequences.
 
     Neurons: ``neurons`` if given, else the ``keep`` neurons (default: the command neurons,
-    :func:`command_neurons`) that any labelled worm observed, then those observed in at
+    :func:`command_neurons`, by the store's ``neuron_class``) that any labelled worm observed, then those observed in at
     least ``min_worm_fraction`` of the worms that have any labelled neuron, the most widely
     observed first, up to ``max_neurons`` in all. Worms: those observing at least ``min_coverage`` of the chosen
     neurons. Each trace is z-scored within its worm (``zscore``); a neuron a worm did
@@ -44,7 +46,9 @@ def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fracti
     if neurons is None:
         frac = seen[labelled].mean(0)
         index = {n: i for i, n in enumerate(names)}
-        kept = [index[n] for n in (command_neurons() if keep is None else keep) if n in index and frac[index[n]] > 0]
+        if keep is None:
+            keep = command_neurons(names, da["neuron_class"].values if "neuron_class" in da.coords else None)
+        kept = [index[n] for n in keep if n in index and frac[index[n]] > 0]
         order = np.argsort(-frac, kind="stable")
         pick = (kept + [i for i in order if frac[i] >= min_worm_fraction and i not in kept])[:max_neurons]
         if not pick:

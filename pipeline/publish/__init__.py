@@ -105,8 +105,9 @@ def publish(path: str | Path, to: str | Path, *, repo_id: str | None = None, pri
     out = []
     for kind, store in found:
         folder = to / kind
-        # the card's usage snippet loads from the Hub id, or from the folder itself when not pushed
-        repo = repo_id if (repo_id and len(found) == 1) else (f"{repo_id}-{kind}" if repo_id else str(folder.resolve()))
+        # the card's usage snippet loads from the Hub id, or, not pushed, from the folder by its
+        # name beside the others (so the bytes do not depend on where the folder lies)
+        repo = repo_id if (repo_id and len(found) == 1) else (f"{repo_id}-{kind}" if repo_id else kind)
         staging = _fresh_staging(folder)
         try:
             col = builders[kind](store, staging, repo)

@@ -139,9 +139,11 @@ def size_category(rows: int) -> str:
 
 
 def usage(repo: str, col, default: str) -> str:
-    """A snippet that loads the default config from ``repo`` (a Hub id or the folder) as written."""
+    """A snippet that loads the default config from ``repo`` (a Hub id ORG/NAME, or the
+    folder's name, run from the folder ``wormflow publish --to`` wrote into) as written."""
     others = ", ".join(c for c in col.configs if c != default)
-    return ("```python\nfrom datasets import load_dataset\n\n"
+    where = "" if "/" in repo else f"# run from the folder holding {repo}/ (the --to of wormflow publish)\n"
+    return ("```python\nfrom datasets import load_dataset\n\n" + where +
             f"table = load_dataset({repo!r}, {default!r}, split=\"train\")"
             + (f"   # other configs: {others}" if others else "") + "\nprint(table)\n```")
 

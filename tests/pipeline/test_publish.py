@@ -124,7 +124,8 @@ def test_the_cards_usage_snippet_runs_as_written(published):
     for collection in ("activity", "connectome", "analysis"):
         text = (published / collection / "README.md").read_text()
         snippet = text.split("```python\n", 1)[1].split("```", 1)[0]
-        run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=300)
+        run = subprocess.run([sys.executable, "-c", snippet], capture_output=True, text=True, env=env, timeout=300,
+                             cwd=published)
         assert run.returncode == 0, run.stderr[-2000:]
         assert "num_rows" in run.stdout
 
