@@ -64,7 +64,8 @@ def write_config(col: Collection, config: str, columns: dict, *, inputs, note: s
         row_inputs = [tuple(inputs)] * table.num_rows
     licence = np.asarray([OWN_LICENCE if own else combined_licence(map(input_licence, r)) for r in row_inputs],
                          dtype=object)
-    groups = sorted(set(licence), key=RESTRICTIVENESS.index) or [OWN_LICENCE if own else combined_licence(map(input_licence, inputs))]
+    groups = sorted(set(licence), key=RESTRICTIVENESS.index) or [
+        OWN_LICENCE if own else combined_licence(map(input_licence, inputs))]
     limit = shard_bytes or SHARD_BYTES
     names = []
     for lic in groups:
@@ -81,8 +82,8 @@ def write_config(col: Collection, config: str, columns: dict, *, inputs, note: s
         col.configs[name] = files
         col.rows[name] = part.num_rows
         col.licences[name] = lic
-        col.inputs[name] = list(dict.fromkeys(s for i in idx for s in row_inputs[i])) if len(idx) else list(
-            dict.fromkeys(s for r in row_inputs for s in r) if row_inputs else inputs)
+        rows_here = [row_inputs[i] for i in idx] or [tuple(inputs)]     # an empty table keeps its inputs
+        col.inputs[name] = list(dict.fromkeys(s for r in rows_here for s in r))
         col.notes[name] = note if len(groups) == 1 else f"{note} Only the rows whose inputs are under {lic}."
         names.append(name)
     return names
