@@ -120,7 +120,7 @@ def open_client(spec: ClusterSpec):
 
 
 def local_cluster(workers: int | None = None, *, threads_per_worker: int = 1, memory_limit: str = "auto",
-                  silence_logs: int = 40):
+                  silence_logs: int = 50):
     """A local distributed cluster only this process can use: mutual TLS on 127.0.0.1 with a
     certificate made for it (``Security.temporary()``), so another local process, which
     lacks the key, can neither submit tasks nor read results. Returns (cluster, security)."""
@@ -129,6 +129,8 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = 1, me
 
     security = Security.temporary()
     n = workers or os.cpu_count() or 1
+    # logs below CRITICAL stay silent: a task's error reaches the caller as its exception, and
+    # workers shutting down with the driver otherwise print heartbeat tracebacks to the user
     # distributed always opens an HTTP server on the scheduler and on each worker, even with
     # dashboard_address=None; with no routes it serves nothing (every path is 404), so the
     # cluster shows no task, worker or data over plain HTTP. Nannies hand this config on to
