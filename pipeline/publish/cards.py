@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from functools import lru_cache
 from importlib import resources
 from string import Template
 
@@ -46,7 +47,9 @@ def licence_id(stated: str) -> str:
     return "unknown"
 
 
+@lru_cache(maxsize=1)
 def _registry_by_sha() -> dict:
+    """The registry by sha256, built once: every row of every config asks for its licence."""
     from pipeline.registry import registry
 
     return {e.sha256: e for e in registry()}
