@@ -68,7 +68,8 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 @analyze.command("hmmglm")
 @click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
-@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "restarts", "seed"))
+@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "restarts",
+                                                      "detrend_s", "seed"))
 @click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
               help="gaussian: autoregressive GLM on calcium (the store holds calcium).")
 @click.option("--worm", "worms", multiple=True, help="Only these worm ids (repeatable).")
@@ -82,14 +83,15 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
 @click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
 def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
-                       neurons, min_worm_fraction, connectome, connectome_source, restarts, scheduler) -> None:
+                       neurons, min_worm_fraction, connectome, connectome_source, restarts, detrend_s,
+                       scheduler) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
     from pipeline.hmmglm import hmmglm_figures, hmmglm_on_store
 
     options = dict(n_states=n_states, prior=prior, emission=emission, worms=worms, datasets=datasets,
                    neurons=neurons, max_neurons=max_neurons, min_worm_fraction=min_worm_fraction, connectome=connectome,
                    connectome_source=connectome_source, connectome_prior=connectome_prior, n_restarts=restarts,
-                   seed=seed)
+                   detrend_s=detrend_s, seed=seed)
     with console.status(f"fitting a {n_states}-state HMM-GLM ({prior} prior, {restarts} restarts)…"):
         result, summary, ds = _or_exit(lambda: _fit_where(scheduler, hmmglm_on_store, store, out, "hmmglm.zarr",
                                                           options), prefix="error", code=2)
@@ -102,6 +104,9 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prio
         console.print(f"states vs {b['variable']}: balanced accuracy {b['held_out_mean']:.3f} held out per worm "
                       f"({b['in_sample_mean']:.3f} in sample); share 'on' per state "
                       + ", ".join(f"{x:.2f}" for x in b["state_on_fraction"]))
+        for name, v in b.get("baselines", {}).items():
+            if v.get("held_out_mean") is not None:
+                console.print(f"  baseline {name.replace('_', ' ')}: balanced accuracy {v['held_out_mean']:.3f}")
     if "connectome" in summary:
         c = summary["connectome"]
         extra = (f", P(connection) {c['p_connection_synapse']:.3f} with a synapse vs {c['p_connection_none']:.3f} without"

@@ -37,6 +37,7 @@ max_neurons = 60
 connectome = true                            # compare with (and report against) connectome.zarr
 connectome_prior = false                     # start the one-hot prior from the connectome
 restarts = 4
+detrend_s = 120.0                            # running-mean baseline removed first (0 = off)
 seed = 0
 [stages.ntf]                                 # dynamic functional connectome (analysis/ntf/)
 rank = 3                                     # components; 0 = choose by stability over ranks 2-6

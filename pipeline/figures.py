@@ -168,6 +168,13 @@ def state_rasters(result, ds, path: str | Path, behaviour: str = "behavior_rever
         per = ", ".join(f"{v:.2f}" for v in b.get("held_out", []))
         caption += (f" States predict {b['variable'].replace('behavior_', '')} at balanced accuracy "
                     f"{b['held_out_mean']:.3f} held out by worm (per worm {per}); chance is 0.5.")
+        base = b.get("baselines", {})
+        named = {"gaussian_hmm_pcs": "a Gaussian HMM on 5 PCs", "logistic_reversal_neurons":
+                 "a logistic regression from the reversal neurons (trained on the other worms)"}
+        scored = [f"{named[k]} {v['held_out_mean']:.3f}" for k, v in base.items()
+                  if k in named and v.get("held_out_mean") is not None]
+        if scored:
+            caption += " Baselines on the same worms: " + "; ".join(scored) + "."
     caption += f" {_convergence(result)}"
     return _save(plt, fig, path, caption)
 

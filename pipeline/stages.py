@@ -173,7 +173,10 @@ class Hmmglm:
     connectome: bool = param(True, "Compare with (and report against) the run's connectome store.", cli=None)
     connectome_prior: bool = param(False, "Start the one-hot prior from the connectome's synapses and signs, and "
                                           "keep it as its hyperprior.")
-    restarts: int = param(4, "EM restarts; the best fit is kept.", minimum=1, maximum=100)
+    restarts: int = param(4, "EM restarts; the best by held-out likelihood is kept.", minimum=1, maximum=100)
+    detrend_s: float = param(120.0, "Subtract each trace's running mean over this many seconds before the fit, so "
+                                    "that slow drifts are not taken for states; 0 = off.", minimum=0,
+                             unit="of seconds")
     seed: int = param(0, "Random seed.")
 
 

@@ -49,7 +49,7 @@ from threadpoolctl import threadpool_limits
 
 from analysis.hmmglm import hmm
 from analysis.hmmglm.model import (_EPS, _Data, _Params, _map, prepare_sequences, _replace, as_sequences,
-                                   convolve_history, history_kernel)
+                                   convolve_history, history_kernel, remove_baseline)
 from analysis.hmmglm.mstep import _enforce_signs, m_step
 
 __all__ = ["fit", "HMMGLMResult", "result_dataset", "history_kernel", "convolve_history", "as_sequences",
@@ -58,6 +58,7 @@ __all__ = ["fit", "HMMGLMResult", "result_dataset", "history_kernel", "convolve_
 PRIORS = ("none", "gaussian", "onehot")
 EMISSIONS = ("poisson", "gaussian")
 TYPE_NAMES = ("inhibitory", "none", "excitatory")
+INITS = ("pca-hmm", "kmeans", "random")
 
 
 def _log_emission(data: _Data, p: _Params, emission: str, dtype=np.float32):
@@ -99,12 +100,15 @@ def e_step(data, p: _Params, emission, uniform_initial=False):
 def _initial_params(data, n_states, emission, prior, rng, options) -> _Params:
     """First responsibilities from a segmentation of the sequences, then one M-step.
 
-    ``init="kmeans"``: windows of a quarter dwell are clustered by their mean activity
+    ``init="pca-hmm"``: the states of a Gaussian HMM on the leading principal components;
+    ``"kmeans"``: windows of a quarter dwell are clustered by their mean activity
     (k-means++, standardized features), so that each state starts on stretches that look
     alike; ``"random"``: a random sticky segmentation. The dwell defaults to a twentieth
     of the median sequence, at least 10 bins."""
     dwell = options["mean_dwell"]
-    if options["init"] == "kmeans":
+    if options["init"] == "pca-hmm":
+        labels = _pca_hmm_segments(data, n_states, dwell, rng)
+    elif options["init"] == "kmeans":
         labels = _kmeans_segments(data, n_states, max(5, dwell // 4), rng)
     else:
         labels = np.empty(len(data.y), dtype=int)
@@ -128,6 +132,21 @@ def _initial_params(data, n_states, emission, prior, rng, options) -> _Params:
     if emission == "gaussian":
         p = m_step(data, resp, p, "none", emission, options, 1)   # couplings first, then the noise
     return m_step(data, resp, p, prior, emission, options, options["newton_steps"] + 2)
+
+
+def _pca_hmm_segments(data, n_states, dwell, rng, components: int = 5):
+    """A state label per bin from a Gaussian HMM on the leading principal components of
+    the activity (:func:`analysis.hmmglm.baselines.fit_gaussian_hmm`): it sees the levels
+    the states hold, which an autoregressive GLM sees only through its innovations."""
+    from analysis.hmmglm.baselines import fit_gaussian_hmm
+
+    seqs = [data.y[data.seq == i] for i in range(len(data.lengths))]
+    model = fit_gaussian_hmm(seqs, n_states, min(components, data.n_neurons), mean_dwell=dwell,
+                             seed=int(rng.integers(2 ** 31)))
+    labels = np.empty(len(data.y), dtype=int)
+    for i, lab in enumerate(model.decode(seqs)):
+        labels[data.seq == i] = lab
+    return labels
 
 
 def _kmeans_segments(data, n_states, width, rng):
@@ -187,9 +206,11 @@ class HMMGLMResult:
     emission: str
     prior: str
     history: list = field(default_factory=list)     # training log-likelihood per bin, per EM iteration
-    restarts: list = field(default_factory=list)    # warm-up log-likelihood per bin of each restart
+    restarts: list = field(default_factory=list)    # held-out log-likelihood per bin of each restart after its warm-up
+    best_restart: int = 0                            # the restart that was continued
     n_iter: int = 0
     converged: bool = False
+    detrend: int | None = None       # the baseline window (bins) removed before fitting and decoding
     neurons: list | None = None      # neuron names, when fitted on a store
     sequences: list | None = None    # worm ids, when fitted on a store
 
@@ -201,6 +222,8 @@ class HMMGLMResult:
         seqs = as_sequences(data)
         if seqs[0].shape[1] != self.weights.shape[1]:
             raise ValueError(f"the model has {self.weights.shape[1]} neurons, the data {seqs[0].shape[1]}")
+        if self.detrend:
+            seqs = [remove_baseline(x, self.detrend) for x in seqs]
         return prepare_sequences(seqs, self.kernel)
 
     def log_likelihood(self, data, uniform_initial: bool = True) -> float:
@@ -240,33 +263,51 @@ def fit_threads() -> int:
 
 def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *,
         window: int | None = None, decay: float = 1.0, n_restarts: int = 4, warmup_iter: int = 5,
-        warmup_fraction: float = 0.34, init: str = "kmeans",
+        warmup_fraction: float = 0.34, init: str | None = None,
         max_iter: int = 100, tol: float = 1e-5, newton_steps: int = 1, ridge: float = 1e-3,
         type_concentration: float = 2.0, global_prior_init=None, prior_mean=None, stickiness: float = 0.0,
-        mean_dwell: int | None = None, threshold: float = 0.1, seed: int = 0,
+        mean_dwell: int | None = None, threshold: float = 0.1, detrend: int | None = None,
+        free_diagonal: bool | None = None, slab_floor: float | None = None, seed: int = 0,
         store_options: dict | None = None) -> HMMGLMResult:
     """Fit an HMM-GLM to ``data``: an array (sequences, time, neurons), a list of
     (time, neurons) arrays (NaN where unobserved), or an activity-store Dataset, whose
     worms become sequences by ``analysis.sequences.store_sequences(ds, **store_options)``.
 
     window: history bins (default 5 for Poisson, 1 for Gaussian); decay: the kernel's rate;
-    n_restarts random starts run ``warmup_iter`` EM iterations each on a random
-    ``warmup_fraction`` of the sequences (all of them when there are few), and the best,
-    by its log-likelihood on all sequences, continues to convergence (change in log-likelihood per bin < tol); newton_steps: Fisher-scoring
-    steps per M-step; ridge: L2 on couplings for the plain and one-hot fits;
+    n_restarts starts, each from its own first segmentation, run ``warmup_iter`` EM
+    iterations on the fit part of a held-out split of the sequences (a random
+    ``warmup_fraction`` of it when it has many sequences); the best by held-out
+    log-likelihood continues on all sequences to convergence (change in log-likelihood per
+    bin < tol; ``converged`` says whether it got there within ``max_iter``); newton_steps:
+    Fisher-scoring steps per M-step; ridge: L2 on couplings for the plain and one-hot fits;
     type_concentration, global_prior_init: the one-hot prior's hyperprior strength and
     starting pi (N, N, 3), e.g. from the connectome; prior_mean: (N, N, 3) mean of the
     hyperprior, which then pulls pi toward it at every M-step (default: the learned
-    overall type frequencies); stickiness: pseudo-counts on
-    self-transitions; init: "kmeans" (default) or "random" first segmentation;
-    threshold: |W| above which plain and Gaussian-prior couplings count
-    as connections."""
+    overall type frequencies); stickiness: pseudo-counts on self-transitions;
+    threshold: |W| above which plain and Gaussian-prior couplings count as connections.
+
+    Calcium (Gaussian emission) differs from spikes in three ways the defaults follow:
+    init "pca-hmm" (a Gaussian HMM on the leading principal components: states are levels
+    held for a while, which a lag-1 GLM sees only through its small innovations; "kmeans"
+    and "random" are the spike defaults), ``free_diagonal`` True (a neuron's coupling to its
+    own past is its indicator's decay, present in every state: it is fitted, never typed
+    "none" and kept out of the synapses' prior) and ``slab_floor`` 0.1 (the one-hot slab's
+    scale in z-scored units is learned but never below it). ``detrend`` (bins): a centred
+    running mean of that width is subtracted from every trace before the fit and before
+    any later decoding, so that slow drifts (bleaching, slow modulation) are not taken for
+    states; None (default) fits the traces as given."""
     if prior not in PRIORS:
         raise ValueError(f"prior must be one of {', '.join(PRIORS)}, got {prior!r}")
     if emission not in EMISSIONS:
         raise ValueError(f"emission must be one of {', '.join(EMISSIONS)}, got {emission!r}")
-    if init not in ("kmeans", "random"):
-        raise ValueError(f"init must be 'kmeans' or 'random', got {init!r}")
+    gaussian = emission == "gaussian"
+    init = init or ("pca-hmm" if gaussian else "kmeans")
+    free_diagonal = gaussian if free_diagonal is None else bool(free_diagonal)
+    slab_floor = (0.1 if gaussian else 0.0) if slab_floor is None else float(slab_floor)
+    if detrend is not None and detrend < 3:
+        raise ValueError(f"detrend must be a window of at least 3 bins, got {detrend}")
+    if init not in INITS:
+        raise ValueError(f"init must be one of {', '.join(INITS)}, got {init!r}")
     if n_states < 1:
         raise ValueError(f"n_states must be at least 1, got {n_states}")
     worms = neurons = None
@@ -275,6 +316,8 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         seqs, worms, neurons = store_sequences(data, **(store_options or {}))
     else:
         seqs = as_sequences(data)
+    if detrend:
+        seqs = [remove_baseline(x, detrend) for x in seqs]
     if emission == "poisson":
         for i, s in enumerate(seqs):
             v = s[~np.isnan(s)]
@@ -284,16 +327,17 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     d = prepare_sequences(seqs, kernel)
     options = dict(ridge=ridge, type_concentration=type_concentration, newton_steps=newton_steps,
                    stickiness=stickiness, mean_dwell=mean_dwell or max(10, int(np.median(d.lengths)) // 20),
-                   global_prior_init=global_prior_init, prior_mean=prior_mean, init=init)
+                   global_prior_init=global_prior_init, prior_mean=prior_mean, init=init,
+                   free_diagonal=free_diagonal, slab_floor=slab_floor)
     rng = np.random.default_rng(seed)
     # the states and emission chunks run on a thread pool; one BLAS thread per task keeps
     # the pool and OpenBLAS from fighting over the same cores
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=fit_threads()) as pool:
         d.pool = pool
         try:
-            p, posterior, history, starts, converged = _fit_em(d, n_states, prior, emission, options, rng,
-                                                               n_restarts, warmup_iter, warmup_fraction,
-                                                               max_iter, tol, newton_steps)
+            p, posterior, history, starts, converged, best = _fit_em(
+                d, seqs, kernel, n_states, prior, emission, options, rng, n_restarts, warmup_iter,
+                warmup_fraction, max_iter, tol, newton_steps)
         finally:
             d.pool = None
     w = p.theta[..., :-1]
@@ -307,21 +351,49 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         connection_types=np.asarray(types, dtype=np.int8), global_prior=p.global_prior if prior == "onehot" else None,
         type_probability=p.type_prob if prior == "onehot" else None, posterior=np.where(real[..., None], posterior, np.nan),
         states=np.where(real, posterior.argmax(-1), -1), kernel=kernel, emission=emission, prior=prior,
-        history=history, restarts=[s[0] for s in starts], n_iter=len(history), converged=converged,
+        history=history, restarts=[s[0] for s in starts], best_restart=best, n_iter=len(history), converged=converged,
+        detrend=detrend,
         neurons=neurons, sequences=worms)
 
 
-def _fit_em(d, n_states, prior, emission, options, rng, n_restarts, warmup_iter, warmup_fraction,
+def _holdout(seqs, kernel, rng, fraction: float = 0.25):
+    """(fit data, validation data) for choosing among restarts: a random ``fraction`` of
+    the sequences is held out (at least one, and one sequence is always kept to fit);
+    with fewer than three sequences, the last ``fraction`` of every sequence is."""
+    if len(seqs) >= 3:
+        n_val = max(1, int(round(fraction * len(seqs))))
+        val = set(rng.choice(len(seqs), n_val, replace=False).tolist())
+        fit_part = [s for i, s in enumerate(seqs) if i not in val]
+        val_part = [s for i, s in enumerate(seqs) if i in val]
+    else:
+        cut = [int(round((1 - fraction) * len(s))) for s in seqs]
+        fit_part = [s[:c] for s, c in zip(seqs, cut)]
+        val_part = [s[c:] for s, c in zip(seqs, cut)]
+    return prepare_sequences(fit_part, kernel), prepare_sequences(as_sequences(val_part), kernel)
+
+
+def _fit_em(d, seqs, kernel, n_states, prior, emission, options, rng, n_restarts, warmup_iter, warmup_fraction,
             max_iter, tol, newton_steps):
-    """Restarts, EM to convergence and, for the one-hot prior, the hard refit."""
-    n_seq = len(d.lengths)
+    """Restarts chosen by held-out likelihood, EM to convergence on all sequences and, for
+    the one-hot prior, the hard refit.
+
+    Each restart starts from its own segmentation of the fit part (all of it, or a random
+    ``warmup_fraction`` of its sequences when it has many), runs ``warmup_iter`` EM
+    iterations, and is scored by its log-likelihood per bin on the held-out part (see
+    :func:`_holdout`): a start that only fits its own bins better (a state that
+    over-fits a few stretches, or one that has died) does not win."""
+    fit_d, val_d = _holdout(seqs, kernel, rng) if n_restarts > 1 else (d, d)
+    n_seq = len(fit_d.lengths)
     n_sub = n_seq if n_seq < 6 else max(3, int(np.ceil(warmup_fraction * n_seq)))
+    fit_d.pool = val_d.pool = d.pool
     starts = []
     for _ in range(max(n_restarts, 1)):
-        sub = d if n_sub == n_seq else d.subset(np.sort(rng.choice(n_seq, n_sub, replace=False)))
+        sub = fit_d if n_sub == n_seq else fit_d.subset(np.sort(rng.choice(n_seq, n_sub, replace=False)))
+        sub.pool = d.pool
         p_r = _initial_params(sub, n_states, emission, prior, rng, options)
         p_r, _, _ = _em(sub, p_r, n_states, prior, emission, options, warmup_iter, tol, [])
-        starts.append((e_step(d, p_r, emission)[2] / len(d.y), p_r))
+        starts.append((_validation_ll(val_d, p_r, emission), p_r))
+    fit_d.pool = val_d.pool = None
     best = max(range(len(starts)), key=lambda i: starts[i][0])
     p = starts[best][1]
     history: list = []
@@ -333,7 +405,15 @@ def _fit_em(d, n_states, prior, emission, options, rng, n_restarts, warmup_iter,
         p = m_step(d, resp, hard, prior, emission, options, newton_steps + 4)
         p, posterior, _ = _em(d, p, n_states, prior, emission, options, 3, tol, history)
     posterior, _, _ = e_step(d, p, emission)
-    return p, posterior, history, starts, converged
+    return p, posterior, history, starts, converged, best
+
+
+def _validation_ll(val_d, p, emission) -> float:
+    """Log-likelihood per bin of held-out sequences (uniform initial state); for the
+    one-hot prior at its hard types, as the final model will be evaluated."""
+    if p.type_prob is not None and p.raw is not None:
+        p = _replace(p, theta=_enforce_signs(p.raw, np.argmax(p.type_prob, -1) - 1))
+    return e_step(val_d, p, emission, uniform_initial=True)[2] / len(val_d.y)
 
 
 def result_dataset(result: HMMGLMResult, params: dict | None = None, dt: float | None = None):
@@ -375,7 +455,9 @@ def result_dataset(result: HMMGLMResult, params: dict | None = None, dt: float |
         data["type_probability"] = (("state", "post", "pre", "type"), result.type_probability.astype(np.float32))
     ds = xr.Dataset(data, coords=coords)
     ds.attrs.update({"emission": result.emission, "prior": result.prior, "n_iter": result.n_iter,
-                     "converged": int(result.converged), "layout": "weights[state, post, pre]; types -1 inh, 0 none, 1 exc"})
+                     "converged": int(result.converged), "best_restart": int(result.best_restart),
+                     "restart_heldout_ll": [float(v) for v in result.restarts],
+                     "detrend_bins": int(result.detrend or 0), "layout": "weights[state, post, pre]; types -1 inh, 0 none, 1 exc"})
     if params:
         ds.attrs.update(params)
     return ds

@@ -80,6 +80,20 @@ class _Data:
         return self._outer[idx] if self._outer is not None else _outer(self.x[idx])
 
 
+def remove_baseline(x: np.ndarray, window: int) -> np.ndarray:
+    """(T, N) traces minus their centred running mean over ``window`` bins (edges
+    reflected), NaN-aware: unobserved entries stay NaN and do not enter the mean."""
+    from scipy.ndimage import uniform_filter1d
+
+    x = np.asarray(x, dtype=float)
+    seen = ~np.isnan(x)
+    total = uniform_filter1d(np.where(seen, x, 0.0), window, axis=0, mode="reflect")
+    count = uniform_filter1d(seen.astype(float), window, axis=0, mode="reflect")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        base = np.where(count > 0, total / count, 0.0)
+    return x - base
+
+
 def as_sequences(data) -> list[np.ndarray]:
     """A (n_seq, T, N) array, a (T, N) array or a list of (T_i, N) arrays as a list of
     float (T_i, N) arrays; trailing all-NaN bins of a sequence are its padding."""

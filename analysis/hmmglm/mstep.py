@@ -162,11 +162,25 @@ def m_step(data, resp, p: _Params, prior, emission, options, steps):
         new.tau2 = float(max(((theta[..., :-1] - new.mean) ** 2).mean(), 1e-4))
     elif prior == "onehot":
         q, mean, second = _type_posterior(theta, curv, p)
-        signed = q[..., 0] + q[..., 2]
-        new.slab = float(np.sqrt(max(second.sum() / max(signed.sum(), 1e-12), 1e-4)))
+        pairs = np.ones((n_n, n_n), bool)
+        if options.get("free_diagonal"):
+            # a neuron's coupling to its own past is its indicator's decay and its own
+            # persistence, present in every state: it keeps its fitted value, typed by its sign,
+            # and stays out of the slab and of the type frequencies the synapses share
+            i = np.arange(n_n)
+            w_self = theta[:, i, i]
+            q[:, i, i] = np.where(w_self[..., None] >= 0, [0.0, 0.0, 1.0], [1.0, 0.0, 0.0])
+            mean[:, i, i], second[:, i, i] = w_self, 0.0
+            pairs[i, i] = False
+        signed = (q[..., 0] + q[..., 2])[:, pairs]
+        # the slab's scale is learned from the signed couplings, but never below the floor: with
+        # many neurons, noise-sized couplings would otherwise teach the slab that connections
+        # are noise-sized, and every coupling would then look like one
+        new.slab = max(float(np.sqrt(max(second[:, pairs].sum() / max(signed.sum(), 1e-12), 1e-4))),
+                       options.get("slab_floor", 0.0))
         # the hyperprior's mean: a given prior (e.g. the connectome's), else the learned type frequencies
         hyper_mean = options.get("prior_mean")
-        alpha = options["type_concentration"] * (q.mean((0, 1, 2)) if hyper_mean is None else hyper_mean)
+        alpha = options["type_concentration"] * (q[:, pairs].mean((0, 1)) if hyper_mean is None else hyper_mean)
         new.global_prior = (q.sum(0) + alpha) / (s_n + np.sum(alpha, -1, keepdims=True))
         new.type_prob = q
         new.raw = theta
