@@ -20,7 +20,13 @@ against the GRU sequential VAE and the spike-smoothing baseline, trained and sco
 same run on the same split: R^2 to the true rates (all neurons, test trials) and
 co-smoothing bits per spike on the held-out neurons.
 
-Run: .venv/bin/python bench/langevin.py [--device cuda] [--steps 5] [--pairs 5] [--epochs 250] [--seeds 3] [--skip-lorenz]
+It also prints, per network, how well the true Lorenz state decodes from the latent (z, v)
+(cross-validated ridge R^2; the issue's goal is 0.8) and how much rate R^2 is lost when the
+decoder's non-latent input (the encoder's state, for ``decoder_input="state+past"``) is
+zeroed: the share of the prediction that bypasses the latent.
+
+Run: .venv/bin/python bench/langevin.py [--device cuda] [--steps 5] [--pairs 5] [--epochs 250] [--seeds 3]
+     [--skip-lorenz] [--skip-throughput] [--decoder-input state]
 """
 
 from __future__ import annotations
@@ -61,13 +67,17 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=250)
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per network on the Lorenz benchmark")
     ap.add_argument("--skip-lorenz", action="store_true")
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--decoder-input", default=None, choices=L.DECODER_INPUTS,
+                    help="what LangevinFlow's decoder reads (default: the model's default)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and the reference's")
     ap.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         latent, hidden, steps, device = args.child
         return child(int(latent), int(hidden), int(steps), device)
-    throughput(args)
+    if not args.skip_throughput:
+        throughput(args)
     if not args.skip_lorenz:
         lorenz(args)
 
@@ -82,17 +92,24 @@ def lorenz(args) -> None:
         bps = L.bits_per_spike(np.maximum(pred[..., held_out], 1e-6), spikes[test][..., held_out])
         return L.r2(pred, rates[test]), bps
 
-    rows = {}
+    rows, latent_rows = {}, {}
     t0 = time.perf_counter()
     base = L.smoothing_baseline(spikes[train], spikes[test], held_in, held_out)
     rows["spike smoothing + GLM"] = ([scores(base)], time.perf_counter() - t0)
     # one seed decides nothing here: seed to seed, either network's R^2 moves by ~0.07
     for name, dynamics in (("GRU sequential VAE", "gru"), ("LangevinFlow", "langevin")):
         t0, runs = time.perf_counter(), []
+        extra = {"decoder_input": args.decoder_input} if args.decoder_input else {}
         for seed in range(args.seeds):
             fit = L.fit(spikes[train], held_in, held_out, dynamics=dynamics, epochs=args.epochs, batch_size=32,
-                        latent=8, hidden=32, patience=30, seed=seed, device=args.device)
-            runs.append(scores(fit.predict(spikes[test])))
+                        latent=8, hidden=32, patience=30, seed=seed, device=args.device, **extra)
+            pred = fit.predict(spikes[test])
+            runs.append(scores(pred))
+            # does the latent carry the state? the true Lorenz state decoded from (z, v);
+            # and how much of the prediction goes around the latent (the decoder's other input)
+            bare = L.r2(fit.predict_without_context(spikes[test]), rates[test])
+            latent_rows.setdefault(name, []).append((L.decode_r2(fit.states(spikes), data["latents"], seed=seed),
+                                                     runs[-1][0] - bare))
         rows[name] = (runs, (time.perf_counter() - t0) / args.seeds)
     ceiling = L.bits_per_spike(rates[test][..., held_out], spikes[test][..., held_out])
     print(f"\nLorenz benchmark: 30 neurons (6 held out), 240 train / 60 test trials of 50 bins, "
@@ -103,6 +120,13 @@ def lorenz(args) -> None:
         r, b = np.array(runs).T
         sd = (lambda x: f" +- {x.std(ddof=1):.3f}") if len(runs) > 1 else (lambda x: "")
         print(f"  {name:24s} {r.mean():9.3f}{sd(r):>8s} {b.mean():10.3f}{sd(b):>8s} {secs:7.1f}")
+    decoder = args.decoder_input or L.Config(1, 1).decoder_input
+    print(f"  decoder input: {decoder}; true Lorenz state from the latent (z, v), cross-validated ridge R^2 "
+          "(goal >= 0.8), and the rate R^2 lost when the decoder's non-latent input is zeroed (the bypass):")
+    for name, vals in latent_rows.items():
+        z, lost = np.array(vals).T
+        print(f"  {name:24s} state R^2 {z.mean():.3f} (seeds {' '.join(f'{v:.3f}' for v in z)}), "
+              f"R^2 lost without the bypass {lost.mean():+.3f}")
 
 
 def child(latent: int, hidden: int, steps: int, device: str) -> None:

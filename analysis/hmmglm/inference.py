@@ -384,17 +384,26 @@ def _fit_em(d, seqs, kernel, n_states, prior, emission, options, rng, n_restarts
     over-fits a few stretches, or one that has died) does not win."""
     fit_d, val_d = _holdout(seqs, kernel, rng) if n_restarts > 1 else (d, d)
     n_seq = len(fit_d.lengths)
-    n_sub = n_seq if n_seq < 6 else max(3, int(np.ceil(warmup_fraction * n_seq)))
+    # a warm-up on a handful of sequences lets a rare state over-fit them or die: subsets
+    # only when the fit part is large
+    n_sub = n_seq if n_seq < 24 else max(12, int(np.ceil(warmup_fraction * n_seq)))
     fit_d.pool = val_d.pool = d.pool
     starts = []
     for _ in range(max(n_restarts, 1)):
         sub = fit_d if n_sub == n_seq else fit_d.subset(np.sort(rng.choice(n_seq, n_sub, replace=False)))
         sub.pool = d.pool
         p_r = _initial_params(sub, n_states, emission, prior, rng, options)
-        p_r, _, _ = _em(sub, p_r, n_states, prior, emission, options, warmup_iter, tol, [])
-        starts.append((_validation_ll(val_d, p_r, emission), p_r))
+        p_r, post_r, _ = _em(sub, p_r, n_states, prior, emission, options, warmup_iter, tol, [])
+        alive = True
+        if post_r is not None:
+            occupancy = np.bincount(post_r[sub.seq, sub.time].argmax(-1), minlength=n_states) / len(sub.y)
+            alive = bool(occupancy.min() > 0.005)
+        starts.append((_validation_ll(val_d, p_r, emission), p_r, alive))
     fit_d.pool = val_d.pool = None
-    best = max(range(len(starts)), key=lambda i: starts[i][0])
+    # a start in which a state holds (almost) no bin is a fit with fewer states: it wins
+    # only if every start lost a state
+    alive = [i for i in range(len(starts)) if starts[i][2]] or list(range(len(starts)))
+    best = max(alive, key=lambda i: starts[i][0])
     p = starts[best][1]
     history: list = []
     p, posterior, converged = _em(d, p, n_states, prior, emission, options, max_iter, tol, history)

@@ -154,11 +154,14 @@ def build_model(cfg: Config):
                 vs.append(v)
             return torch.stack(zs, 1), torch.stack(vs, 1)
 
-        def forward(self, x, n_time: int | None = None, n_samples: int = 1, sample: bool = True):
+        def forward(self, x, n_time: int | None = None, n_samples: int = 1, sample: bool = True,
+                    with_velocity: bool = False, without_context: bool = False):
             """x: (batch, T_obs, n_in) inputs; the trajectory runs ``n_time`` >= T_obs bins,
             the forces beyond the observed bins at their prior (forward prediction).
             Returns (predicted log-rates or means (batch, T, n_out) averaged over
-            ``n_samples``, positions of the first sample, KL per trial)."""
+            ``n_samples``, positions of the first sample (with its velocities after them
+            when ``with_velocity``), KL per trial). ``without_context`` zeroes whatever the
+            decoder reads besides (z, v): what the prediction is without the bypass."""
             enc, last = self.encoder(x)
             summary = torch.cat([last[0], last[1]], -1)
             m0, lv0 = self.to_init(summary).chunk(2, -1)
@@ -174,6 +177,8 @@ def build_model(cfg: Config):
                 context = torch.cat([fwd.new_zeros(fwd.shape[0], 1, fwd.shape[2]), fwd[:, :-1]], 1)
             if extra > 0:                   # no observation past the window: the context is zero there
                 context = torch.cat([context, context.new_zeros(context.shape[0], extra, context.shape[2])], 1)
+            if without_context:
+                context = torch.zeros_like(context)
             outs, first = [], None
             for _ in range(n_samples):
                 s0 = m0 + torch.randn_like(m0) * (0.5 * lv0).exp() if sample else m0
@@ -182,7 +187,8 @@ def build_model(cfg: Config):
                 z, vel = self.integrate_state(z0, v0, eps)
                 parts = {"position": [z], "state": [z, vel]}.get(cfg.decoder_input, [z, vel, context])
                 outs.append(self.readout(self.decoder(self.embed(torch.cat(parts, -1)))))
-                first = z if first is None else first
+                if first is None:
+                    first = torch.cat([z, vel], -1) if with_velocity else z
             return torch.stack(outs).mean(0), first, kl
 
         def nll(self, pred, target, mask):
@@ -216,7 +222,7 @@ class FitResult:
         n_obs = x.shape[1] - self.forward
         return torch.as_tensor(x[:, :n_obs], device=self.device), x.shape[1]
 
-    def predict(self, data, n_samples: int = 8, batch: int = 256) -> np.ndarray:
+    def predict(self, data, n_samples: int = 8, batch: int = 256, without_context: bool = False) -> np.ndarray:
         """Predicted rates (counts per bin; Poisson) or means (Gaussian) of every neuron,
         ordered as the data's neurons, averaged over ``n_samples`` posterior samples."""
         torch = _torch()
@@ -226,7 +232,8 @@ class FitResult:
         self.model.eval()
         with torch.no_grad():
             for lo in range(0, len(x), batch):
-                pred, _, _ = self.model(x[lo:lo + batch], n_time, n_samples=n_samples)
+                pred, _, _ = self.model(x[lo:lo + batch], n_time, n_samples=n_samples,
+                                        without_context=without_context)
                 if self.config.likelihood == "poisson":
                     pred = torch.exp(pred)
                 out[lo:lo + batch] = pred.cpu().numpy()
@@ -245,6 +252,24 @@ class FitResult:
                 _, z, _ = self.model(x[lo:lo + batch], n_time, sample=False)
                 zs.append(z.cpu().numpy())
         return np.concatenate(zs)
+
+    def states(self, data, batch: int = 256) -> np.ndarray:
+        """Posterior-mean latent state: positions then velocities (trial, time, 2 latent)."""
+        torch = _torch()
+        x, n_time = self._inputs(data)
+        out = []
+        self.model.eval()
+        with torch.no_grad():
+            for lo in range(0, len(x), batch):
+                _, zv, _ = self.model(x[lo:lo + batch], n_time, sample=False, with_velocity=True)
+                out.append(zv.cpu().numpy())
+        return np.concatenate(out)
+
+    def predict_without_context(self, data, n_samples: int = 8, batch: int = 256) -> np.ndarray:
+        """``predict`` with the decoder's non-latent input (the encoder's state, for
+        ``decoder_input`` "state+past" or "state+context") zeroed: comparing it with
+        ``predict`` measures how much of the prediction bypasses the latent."""
+        return self.predict(data, n_samples, batch, without_context=True)
 
     def to_arrays(self) -> dict:
         """The model as plain arrays (weights, neuron split, and a JSON header as bytes),

@@ -176,3 +176,23 @@ def test_bits_per_spike_masks_nan_counts_element_wise_and_floors_zero_rates_as_n
     floored = zero.copy()
     floored[1, 2, 0] = 1e-9
     assert L.bits_per_spike(zero, spikes) == pytest.approx(L.bits_per_spike(floored, spikes), rel=1e-12)
+
+
+def test_the_latent_state_and_the_bypass_are_exposed(lorenz):
+    """states() is (z, v) per bin; predict_without_context() zeroes the decoder's
+    non-latent input, and equals predict() where the decoder reads the latent only."""
+    hi, ho = L.split_neurons(12, 0.25, seed=0)
+    for decoder_input in ("state", "state+past"):
+        r = L.fit(lorenz["spikes"], hi, ho, epochs=2, kl_warmup=1, batch_size=16, latent=4, hidden=16, heads=2,
+                  device="cpu", seed=0, decoder_input=decoder_input)
+        zv = r.states(lorenz["spikes"][:3])
+        assert zv.shape == (3, 20, 8)
+        np.testing.assert_array_equal(zv[..., :4], r.latents(lorenz["spikes"][:3]))
+        torch.manual_seed(0)
+        full = r.predict(lorenz["spikes"][:3], n_samples=1)
+        torch.manual_seed(0)
+        bare = r.predict_without_context(lorenz["spikes"][:3], n_samples=1)
+        if decoder_input == "state":
+            np.testing.assert_allclose(bare, full, rtol=1e-6)
+        else:
+            assert not np.allclose(bare, full)
