@@ -243,15 +243,7 @@ class FitResult:
 
     def latents(self, data, batch: int = 256) -> np.ndarray:
         """Posterior-mean latent positions (trial, time, latent)."""
-        torch = _torch()
-        x, n_time = self._inputs(data)
-        zs = []
-        self.model.eval()
-        with torch.no_grad():
-            for lo in range(0, len(x), batch):
-                _, z, _ = self.model(x[lo:lo + batch], n_time, sample=False)
-                zs.append(z.cpu().numpy())
-        return np.concatenate(zs)
+        return self.states(data, batch)[..., :self.config.latent]
 
     def states(self, data, batch: int = 256) -> np.ndarray:
         """Posterior-mean latent state: positions then velocities (trial, time, 2 latent)."""
