@@ -68,6 +68,9 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="training seeds per network on the Lorenz benchmark")
     ap.add_argument("--skip-lorenz", action="store_true")
     ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--worms", action="store_true", help="also the mirror's Flavell worms (held-out neurons, velocity)")
+    ap.add_argument("--worm-epochs", type=int, default=60)
+    ap.add_argument("--worm-decoders", default="state+past,state", help="decoder inputs compared on the worms")
     ap.add_argument("--decoder-input", default=None, choices=L.DECODER_INPUTS,
                     help="what LangevinFlow's decoder reads (default: the model's default)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and the reference's")
@@ -80,6 +83,59 @@ def main() -> None:
         throughput(args)
     if not args.skip_lorenz:
         lorenz(args)
+    if args.worms:
+        worms(args)
+
+
+def worms(args) -> None:
+    """The mirror's labelled Flavell worms, as `wormflow analyze langevin` prepares them:
+    LangevinFlow and the GRU VAE (each decoder input, each seed) against smoothing and the
+    within-worm ridge decoder, all on the same windows and split."""
+    import os
+    import tempfile
+    import warnings
+
+    from activity import open_activity
+    from analysis.langevin import design
+    from analysis.sequences import store_sequences
+    from pipeline.ingest import ingest_activity
+
+    env = os.environ.get("WORMFLOW_MIRROR")
+    root = Path(env) if env else HERE.parent.parent / "shared" / "data"
+    files = sorted((root / "activity" / "Dag2023").glob("*/*.h5"))
+    if not files:
+        print(f"\nworms: no Flavell files under {root}; skipped")
+        return
+    warnings.simplefilter("ignore", RuntimeWarning)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = Path(tmp) / "flavell.zarr"
+        ingest_activity(files, store)
+        ds = open_activity(store)
+        seqs, ids, names = store_sequences(ds, max_neurons=60)
+        dt = float(ds.attrs["dt"])
+        vel = [ds["behavior_velocity"].sel(worm=w).values[:len(q)] for w, q in zip(ids, seqs)]
+        x, v, where = design.windows(seqs, vel, int(round(30 / dt)))
+        rows = {}
+        for decoder in args.worm_decoders.split(","):
+            for seed in range(args.seeds):
+                in_idx, out_idx, train, test = design.held_out_split(x, len(names), 0.2, 0.2, seed)
+                t0 = time.perf_counter()
+                _, metrics, _ = design.compare(x, v, in_idx, out_idx, train, test, epochs=args.worm_epochs, latent=8,
+                                               hidden=64, seed=seed, device=args.device, where=where,
+                                               decoder_input=decoder)
+                print(f"  [{decoder}, seed {seed}: {time.perf_counter() - t0:.0f} s]", flush=True)
+                for m, val in metrics.items():
+                    key = f"{m} ({decoder})" if m in design.MODELS else m
+                    if m in design.MODELS or decoder == args.worm_decoders.split(",")[0]:
+                        rows.setdefault(key, []).append(val)
+    print(f"\nFlavell worms: {len(ids)} worms, {len(names)} neurons (20% held out), {len(x)} windows of 30 s, "
+          f"{args.worm_epochs} epochs; mean +- sd over seeds 0-{args.seeds - 1} (each seed its own split)")
+    print(f"  {'model':28s} {'held-out R2':>14s} {'from latent alone':>18s} {'velocity R2':>14s}")
+    for key, vals in rows.items():
+        def col(name):
+            a = np.array([r.get(name, np.nan) for r in vals], float)
+            return f"{np.nanmean(a):7.3f} +- {np.nanstd(a):.3f}" if np.isfinite(a).any() else f"{'-':>14s}"
+        print(f"  {key:28s} {col('heldout_r2'):>14s} {col('heldout_r2_latent_only'):>18s} {col('velocity_r2'):>14s}")
 
 
 def lorenz(args) -> None:

@@ -208,10 +208,11 @@ def analyze_langevin_cmd(store, out, window_s, held_out, max_neurons, epochs, la
                   f"({len(summary['held_out_neurons'])} held out), {summary['n_windows']} windows of "
                   f"{summary['window_bins']} bins")
     table = Table(box=None)
-    for col in ("model", "held-out neuron R²", "velocity decoding R²"):
+    for col in ("model", "held-out neuron R²", "… from the latent alone", "velocity decoding R²"):
         table.add_column(col)
     for m, v in summary["metrics"].items():
-        table.add_row(m, f"{v['heldout_r2']:.3f}", f"{v['velocity_r2']:.3f}")
+        alone = f"{v['heldout_r2_latent_only']:.3f}" if "heldout_r2_latent_only" in v else ""
+        table.add_row(m, f"{v['heldout_r2']:.3f}", alone, f"{v['velocity_r2']:.3f}")
     console.print(table)
     for p in made:
         console.print(f"figure: {p}")

@@ -275,8 +275,10 @@ def _langevin_scores(result) -> str:
     r2 = dict(zip(models, result.heldout_r2.values))
     v = dict(zip(models, result.velocity_r2.values))
     return ("Held-out-neuron R² on test windows: " + ", ".join(f"{m} {r2[m]:.3f}" for m in models)
-            + "; velocity R² by cross-validated ridge from each model's latents (smoothing: from the smoothed "
-            "observed traces): " + ", ".join(f"{m} {v[m]:.3f}" for m in models if np.isfinite(v[m])) + ".")
+            + "; velocity R² by cross-validated ridge from each network's latent state (z, v) (smoothing: from "
+            "the smoothed observed traces; ridge: from every neuron of the worm at the same bin, within each worm, "
+            "in contiguous blocks of time): " + ", ".join(f"{m} {v[m]:.3f}" for m in models if np.isfinite(v[m]))
+            + ".")
 
 
 def _null_sentence(result) -> str:

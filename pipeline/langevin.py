@@ -41,7 +41,7 @@ def langevin_on_store(store: str | Path, out: str | Path, *, window_s: float = 3
     except ValueError as exc:
         raise WormflowError(f"{store}: {exc}") from exc
     fits, metrics, base = design.compare(x, vel, in_idx, out_idx, train, test, epochs=epochs, latent=latent,
-                                         hidden=hidden, seed=seed, device=device, progress=progress)
+                                         hidden=hidden, seed=seed, device=device, progress=progress, where=where)
     lf = fits["langevin"]
     out = Path(out)
     save_checkpoint(lf, out / "langevin_model.npz")

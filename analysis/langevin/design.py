@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.langevin.evaluation import decode_r2, r2, smooth, smoothing_baseline
+from analysis.langevin.evaluation import blocked_ridge_r2, decode_r2, r2, ridge, smooth, smoothing_baseline
 from analysis.langevin.model import fit
 
 MODELS = ("langevin", "gru")
@@ -44,19 +44,63 @@ def held_out_split(x, n_neurons: int, held_out: float, test_fraction: float, see
 
 
 def compare(x, velocity, in_idx, out_idx, train, test, *, epochs: int, latent: int, hidden: int, seed: int,
-            device: str = "auto", progress=None):
-    """LangevinFlow and the GRU VAE fitted on the train windows, spike smoothing beside them:
-    (fits by model, metrics by model, the smoothing baseline's test prediction)."""
+            device: str = "auto", progress=None, where=None, **config):
+    """LangevinFlow and the GRU VAE fitted on the train windows, with spike smoothing and
+    a ridge decoder beside them: (fits by model, metrics by model, the smoothing baseline's
+    test prediction).
+
+    Held-out-neuron R^2 is scored on the test windows. Velocity R^2: from each network's
+    latent state (z, v), by ridge cross-validated over windows; for the ridge baseline,
+    from every neuron of the worm at the same bin, within each worm, cross-validated in
+    contiguous blocks of time (``where``: each window's worm and start, from
+    :func:`windows`; without it the ridge baseline has no velocity score). ``config`` sets
+    the networks' Config fields (e.g. decoder_input)."""
     fits, metrics = {}, {}
     for dynamics in MODELS:
         fits[dynamics] = fit(x[train], in_idx, out_idx, likelihood="gaussian", dynamics=dynamics, epochs=epochs,
                              latent=latent, hidden=hidden, seed=seed, device=device,
-                             progress=(lambda e, tr, va, d=dynamics: progress(d, e, tr, va)) if progress else None)
+                             progress=(lambda e, tr, va, d=dynamics: progress(d, e, tr, va)) if progress else None,
+                             **config)
         pred = fits[dynamics].predict(x[test])
+        bare = fits[dynamics].predict_without_context(x[test])
         metrics[dynamics] = {"heldout_r2": r2(pred[..., out_idx], x[test][..., out_idx]),
-                             "velocity_r2": decode_r2(fits[dynamics].latents(x), velocity, seed=seed),
+                             "heldout_r2_latent_only": r2(bare[..., out_idx], x[test][..., out_idx]),
+                             "velocity_r2": decode_r2(fits[dynamics].states(x), velocity, seed=seed),
                              "epochs": len(fits[dynamics].history), "best_epoch": fits[dynamics].best_epoch}
     base = smoothing_baseline(x[train], x[test], in_idx, out_idx, likelihood="gaussian")
     metrics["smoothing"] = {"heldout_r2": r2(base[..., out_idx], x[test][..., out_idx]),
                             "velocity_r2": decode_r2(smooth(x[..., in_idx], 2.0), velocity, seed=seed)}
+    metrics["ridge"] = {"heldout_r2": r2(ridge_heldout(x, in_idx, out_idx, train, test)[..., out_idx],
+                                         x[test][..., out_idx]),
+                        "velocity_r2": ridge_velocity(x, velocity, where) if where is not None else float("nan")}
     return fits, metrics, base
+
+
+def ridge_heldout(x, in_idx, out_idx, train, test, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> np.ndarray:
+    """Held-out neurons from the held-in neurons at the same bin by ridge, fitted on the
+    train windows (penalty chosen on a split of them); returns the test windows' prediction
+    (held-in columns are their own values)."""
+    def rows(idx, cols):
+        return np.nan_to_num(x[idx][..., cols].reshape(-1, len(cols)))
+
+    half = len(train) // 2
+    fit_on, check = train[:half], train[half:]
+    best = min(alphas, key=lambda a: float(((ridge(rows(fit_on, in_idx), rows(fit_on, out_idx), a)(
+        rows(check, in_idx)) - rows(check, out_idx)) ** 2).sum()))
+    model = ridge(rows(train, in_idx), rows(train, out_idx), best)
+    out = np.nan_to_num(x[test]).copy()
+    out[..., out_idx] = model(rows(test, in_idx)).reshape(len(test), x.shape[1], len(out_idx))
+    return out
+
+
+def ridge_velocity(x, velocity, where, folds: int = 5) -> float:
+    """Velocity decoded within each worm from all its neurons at the same bin (ridge,
+    ``folds`` contiguous blocks of time), pooled over worms as one R^2."""
+    pred = np.full(np.shape(velocity), np.nan)
+    for w in np.unique(where[:, 0]):
+        idx = np.flatnonzero(where[:, 0] == w)
+        idx = idx[np.argsort(where[idx, 1])]
+        traces = x[idx].reshape(-1, x.shape[-1])
+        p, _ = blocked_ridge_r2(traces, np.asarray(velocity)[idx].reshape(-1), folds=folds)
+        pred[idx] = p.reshape(len(idx), x.shape[1])
+    return r2(pred[..., None], np.asarray(velocity)[..., None])

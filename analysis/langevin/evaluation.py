@@ -120,11 +120,7 @@ def decode_r2(latents, target, *, folds: int = 5, alphas=(0.01, 0.1, 1.0, 10.0, 
     order = np.random.default_rng(seed).permutation(n)
     preds = np.full(y.shape, np.nan)
 
-    def fit(xtr, ytr, alpha):
-        xm, ym = xtr.mean(0), ytr.mean(0)
-        xc = xtr - xm
-        coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(xc.shape[1]), xc.T @ (ytr - ym))
-        return lambda xx: (xx - xm) @ coef + ym
+    fit = ridge
 
     def rows(idx):
         xx, yy = x[idx].reshape(-1, x.shape[-1]), y[idx].reshape(-1, y.shape[-1])
@@ -140,6 +136,47 @@ def decode_r2(latents, target, *, folds: int = 5, alphas=(0.01, 0.1, 1.0, 10.0, 
         xt = x[test].reshape(-1, x.shape[-1])
         preds[test] = model(np.nan_to_num(xt)).reshape(len(test), x.shape[1], -1)
     return r2(preds, y)
+
+
+def ridge(x, y, alpha: float):
+    """Ridge regression of y (m, k) on x (m, d) with an unpenalized intercept; returns the
+    prediction function."""
+    xm, ym = x.mean(0), y.mean(0)
+    xc = x - xm
+    coef = np.linalg.solve(xc.T @ xc + alpha * np.eye(xc.shape[1]), xc.T @ (y - ym))
+    return lambda xx: (xx - xm) @ coef + ym
+
+
+def blocked_ridge_r2(x, y, *, folds: int = 5, alphas=(0.1, 1.0, 10.0, 100.0, 1000.0)) -> tuple[np.ndarray, float]:
+    """Ridge decoding of y (T,) from x (T, d) within one recording, cross-validated in
+    ``folds`` contiguous blocks of time (so that neighbouring, correlated bins never sit on
+    both sides of a split); the penalty is chosen inside each training part by the same
+    blocked split. Columns of x that are all NaN are dropped, rows with a NaN are skipped.
+    Returns (the out-of-block prediction (T,), its R^2)."""
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    x = x[:, ~np.isnan(x).all(0)]
+    ok = np.isfinite(y) & np.isfinite(x).all(1)
+    pred = np.full(len(y), np.nan)
+    idx = np.flatnonzero(ok)
+    blocks = np.array_split(idx, folds)
+
+    def inner_error(train, alpha):
+        parts = np.array_split(train, folds)
+        err = 0.0
+        for k, held in enumerate(parts):
+            rest = np.concatenate([p for j, p in enumerate(parts) if j != k])
+            if len(held) and len(rest):
+                err += _sq_err(ridge(x[rest], y[rest, None], alpha), x[held], y[held, None])
+        return err
+
+    for k, test in enumerate(blocks):
+        train = np.concatenate([b for j, b in enumerate(blocks) if j != k])
+        if not len(test) or len(train) < 3:
+            continue
+        best = min(alphas, key=lambda a: inner_error(train, a))
+        pred[test] = ridge(x[train], y[train, None], best)(x[test])[:, 0]
+    return pred, r2(pred[:, None], y[:, None])
 
 
 def _sq_err(model, x, y):

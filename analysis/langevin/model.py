@@ -82,9 +82,13 @@ class Config:
     # encoder's output) | state+past (z, v and the forward encoder's output one bin back, so
     # never the bin being predicted; the released code's choice, and the best on Lorenz)
     decoder_input: str = "state+past"
+    # the oscillators' stiffness k_i: "positive" (softplus, single wells) or "free" (any sign:
+    # with the quartic term a channel may be a double well, two lobes to switch between)
+    stiffness: str = "positive"
 
 
 DECODER_INPUTS = ("position", "state", "state+context", "state+past")
+STIFFNESS = ("positive", "free")
 
 
 def _softplus_inv(y: float) -> float:
@@ -104,7 +108,9 @@ def build_model(cfg: Config):
             self.encoder = nn.GRU(cfg.n_in, hdim, batch_first=True, bidirectional=True)
             self.to_init = nn.Linear(2 * hdim, 4 * d)              # mean and log-variance of (z0, v0)
             self.to_force = nn.Linear(2 * hdim, 2 * d)             # mean and log-variance of eps_t
-            self.stiffness = nn.Parameter(torch.full((d,), _softplus_inv(1.0)))
+            if cfg.stiffness not in STIFFNESS:
+                raise ValueError(f"stiffness must be one of {STIFFNESS}, got {cfg.stiffness!r}")
+            self.stiffness = nn.Parameter(torch.full((d,), 1.0 if cfg.stiffness == "free" else _softplus_inv(1.0)))
             self.quartic = nn.Parameter(torch.full((d,), _softplus_inv(0.05)))
             self.coupling = nn.Parameter(torch.full((d,), _softplus_inv(0.5)))
             self.log_damping = nn.Parameter(torch.tensor(math.log(cfg.damping)))
@@ -125,7 +131,8 @@ def build_model(cfg: Config):
 
         def grad_potential(self, z):
             """grad U for the coupled-oscillator ring, in closed form."""
-            k, a, c = F.softplus(self.stiffness), F.softplus(self.quartic), F.softplus(self.coupling)
+            k = self.stiffness if cfg.stiffness == "free" else F.softplus(self.stiffness)
+            a, c = F.softplus(self.quartic), F.softplus(self.coupling)
             right = z - torch.roll(z, -1, dims=-1)                  # z_i - z_{i+1}
             left = torch.roll(c, 1) * (z - torch.roll(z, 1, dims=-1))   # c_{i-1} (z_i - z_{i-1})
             return k * z + a * z ** 3 + c * right + left

@@ -20,13 +20,15 @@ def langevin_run(mirror_store, tmp_path_factory):
     return out, CliRunner().invoke(main, args)
 
 
-def test_three_models_are_scored_on_held_out_neurons_and_velocity(langevin_run):
+def test_the_networks_and_both_baselines_are_scored_on_held_out_neurons_and_velocity(langevin_run):
     out, result = langevin_run
     assert result.exit_code == 0, result.output
     ds = open_result(out / "langevin.zarr")
-    assert list(ds.model.values) == ["langevin", "gru", "smoothing"]
+    assert list(ds.model.values) == ["langevin", "gru", "smoothing", "ridge"]
     assert np.isfinite(ds.heldout_r2.values).all() and np.isfinite(ds.velocity_r2.values).all()
     summary = json.loads(ds.attrs["summary"])
+    # the default decoder reads the encoder too: the share that goes around the latent is reported
+    assert np.isfinite(summary["metrics"]["langevin"]["heldout_r2_latent_only"])
     assert summary["n_worms"] == 5 and summary["window_bins"] == 60          # 30 s windows of the 0.5 s grid
     held = [str(n) for n, h in zip(ds.neuron.values, ds.held_out.values) if h]
     assert held == summary["held_out_neurons"] and len(held) == 6
