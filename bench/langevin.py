@@ -70,7 +70,8 @@ def main() -> None:
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--worms", action="store_true", help="also the mirror's Flavell worms (held-out neurons, velocity)")
     ap.add_argument("--worm-epochs", type=int, default=60)
-    ap.add_argument("--worm-decoders", default="state+past,state", help="decoder inputs compared on the worms")
+    ap.add_argument("--worm-decoders", default="state,state+past", help="decoder inputs compared on the worms")
+    ap.add_argument("--worm-seeds", type=int, default=2, help="training seeds (and splits) on the worms")
     ap.add_argument("--decoder-input", default=None, choices=L.DECODER_INPUTS,
                     help="what LangevinFlow's decoder reads (default: the model's default)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating runs of ours and the reference's")
@@ -117,7 +118,7 @@ def worms(args) -> None:
         x, v, where = design.windows(seqs, vel, int(round(30 / dt)))
         rows = {}
         for decoder in args.worm_decoders.split(","):
-            for seed in range(args.seeds):
+            for seed in range(args.worm_seeds):
                 in_idx, out_idx, train, test = design.held_out_split(x, len(names), 0.2, 0.2, seed)
                 t0 = time.perf_counter()
                 _, metrics, _ = design.compare(x, v, in_idx, out_idx, train, test, epochs=args.worm_epochs, latent=8,
@@ -129,7 +130,7 @@ def worms(args) -> None:
                     if m in design.MODELS or decoder == args.worm_decoders.split(",")[0]:
                         rows.setdefault(key, []).append(val)
     print(f"\nFlavell worms: {len(ids)} worms, {len(names)} neurons (20% held out), {len(x)} windows of 30 s, "
-          f"{args.worm_epochs} epochs; mean +- sd over seeds 0-{args.seeds - 1} (each seed its own split)")
+          f"{args.worm_epochs} epochs; mean +- sd over seeds 0-{args.worm_seeds - 1} (each seed its own split)")
     print(f"  {'model':28s} {'held-out R2':>14s} {'from latent alone':>18s} {'velocity R2':>14s}")
     for key, vals in rows.items():
         def col(name):
@@ -158,7 +159,7 @@ def lorenz(args) -> None:
         extra = {"decoder_input": args.decoder_input} if args.decoder_input else {}
         for seed in range(args.seeds):
             fit = L.fit(spikes[train], held_in, held_out, dynamics=dynamics, epochs=args.epochs, batch_size=32,
-                        latent=8, hidden=32, patience=30, seed=seed, device=args.device, **extra)
+                        latent=12, hidden=32, patience=30, seed=seed, device=args.device, **extra)
             pred = fit.predict(spikes[test])
             runs.append(scores(pred))
             # does the latent carry the state? the true Lorenz state decoded from (z, v);

@@ -9,15 +9,19 @@ Generative model, per trial:
       v'      = v_t - h grad U(z_{t+1})
       v_{t+1} = (1 - h gamma) v' + s sqrt(h) eps_t,        eps_t ~ N(0, I)
 - the potential U is a lattice of locally coupled oscillators: every channel is an
-  oscillator with its own stiffness k_i and a quartic term a_i, coupled to its neighbour
-  on a ring with strength c_i:
+  oscillator with its own stiffness k_i and a quartic term a_i > 0, coupled to its
+  neighbour on a ring with strength c_i > 0:
       U(z) = sum_i [k_i z_i^2 / 2 + a_i z_i^4 / 4 + c_i (z_i - z_{i+1})^2 / 2]
-  and grad U is written in closed form (no autograd call inside the time loop);
-- a one-layer Transformer decoder reads, at every bin, the position and velocity and the
-  forward encoder's state one bin back (``decoder_input="state+past"``, as the released
-  code pairs (z, v) with its causal encoder's state), and gives each neuron's log-rate
-  (Poisson) or mean (Gaussian, with a learned per-neuron noise). The encoder's state for
-  the bin being predicted is withheld: with it the decoder learns the bin's own noise.
+  and grad U is written in closed form (no autograd call inside the time loop). The
+  stiffness may take either sign (``stiffness="free"``, the default): a channel with
+  k_i < 0 is a double well, two lobes the state switches between under the forces, which
+  is what lets the latent carry a Lorenz-like state; ``"positive"`` keeps single wells;
+- a one-layer Transformer decoder reads, at every bin, the latent position and velocity
+  only (``decoder_input="state"``, the paper's generative model: the encoder infers the
+  latent and nothing else), and gives each neuron's log-rate (Poisson) or mean
+  (Gaussian, with a learned per-neuron noise). ``"state+past"`` also hands it the forward
+  encoder's state one bin back, as the released code does; the prediction can then go
+  around the latent (``FitResult.predict_without_context`` measures how much does).
 
 Inference: a bidirectional GRU encoder over the observed neurons gives the posterior of
 (z_0, v_0) and, per step, the posterior of the stochastic force eps_t. The ELBO is the
@@ -78,13 +82,14 @@ class Config:
     noise: float = 0.5             # s (initial; learned, positive)
     dropout: float = 0.1
     coordinated_dropout: float = 0.2
-    # what the decoder reads at each bin: position | state (z, v) | state+context (z, v and the
-    # encoder's output) | state+past (z, v and the forward encoder's output one bin back, so
-    # never the bin being predicted; the released code's choice, and the best on Lorenz)
-    decoder_input: str = "state+past"
-    # the oscillators' stiffness k_i: "positive" (softplus, single wells) or "free" (any sign:
-    # with the quartic term a channel may be a double well, two lobes to switch between)
-    stiffness: str = "positive"
+    # what the decoder reads at each bin: position | state (z, v: the latent alone, the paper's
+    # generative model, and the default) | state+context (z, v and the encoder's output) |
+    # state+past (z, v and the forward encoder's output one bin back, so never the bin being
+    # predicted; the released code's choice, in which the prediction can go around the latent)
+    decoder_input: str = "state"
+    # the oscillators' stiffness k_i: "free" (any sign: with the quartic term a channel may be a
+    # double well, two lobes to switch between; the default) or "positive" (softplus, single wells)
+    stiffness: str = "free"
 
 
 DECODER_INPUTS = ("position", "state", "state+context", "state+past")
@@ -286,8 +291,9 @@ def from_arrays(arrays, device: str = "cpu") -> FitResult:
     torch = _torch()
     header = json.loads(bytes(np.asarray(arrays["__header"])).decode())
     state = {k: torch.as_tensor(np.asarray(arrays[k])) for k in arrays if not k.startswith("__")}
-    # checkpoints written before decoder_input existed decoded the position only
-    cfg = Config(**{"decoder_input": "position", **header["config"]})
+    # checkpoints written before decoder_input (stiffness) existed decoded the position only
+    # (had positive stiffness)
+    cfg = Config(**{"decoder_input": "position", "stiffness": "positive", **header["config"]})
     model = build_model(cfg).to(device)
     model.load_state_dict(state)
     return FitResult(model, cfg, np.asarray(arrays["__held_in"]), np.asarray(arrays["__held_out"]),
