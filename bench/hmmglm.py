@@ -150,7 +150,8 @@ def main() -> None:
         return child(*args.child)
     if not args.skip_reference:
         reference_protocol(args)
-    calcium(args.seeds)
+    if args.seeds:
+        calcium(args.seeds)
     real_worms()
 
 
@@ -188,24 +189,15 @@ def calcium(n_seeds: int) -> None:
 
 
 def real_worms() -> None:
-    import warnings
-
     import h5py
 
-    from activity import open_activity
     from analysis.hmmglm.baselines import behaviour_lag, compare_on_behaviour
     from analysis.sequences import store_sequences
-    from pipeline.ingest import ingest_activity
+    from flavell import flavell_store
 
-    files = sorted((mirror() / "activity" / "Dag2023").glob("*/*.h5"))
-    if not files:
-        print(f"\nreal worms: no Flavell files under {mirror()}; skipped")
-        return
-    warnings.simplefilter("ignore", RuntimeWarning)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "flavell.zarr"
-        ingest_activity(files, store)
-        ds = open_activity(store)
+    with flavell_store("real worms") as (files, ds):
+        if ds is None:
+            return
         for label, n in (("command neurons only", 11), ("whole-brain selection", 60)):
             seqs, worms, names = store_sequences(ds, max_neurons=n)
             b = ds.behavior_reversal_vec.sel(worm=worms).values

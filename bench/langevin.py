@@ -92,26 +92,16 @@ def worms(args) -> None:
     """The mirror's labelled Flavell worms, as `wormflow analyze langevin` prepares them:
     LangevinFlow and the GRU VAE (each decoder input, each seed) against smoothing and the
     within-worm ridge decoder, all on the same windows and split."""
-    import os
-    import tempfile
-    import warnings
+    import sys
 
-    from activity import open_activity
+    sys.path.insert(0, str(HERE))
     from analysis.langevin import design
     from analysis.sequences import store_sequences
-    from pipeline.ingest import ingest_activity
+    from flavell import flavell_store
 
-    env = os.environ.get("WORMFLOW_MIRROR")
-    root = Path(env) if env else HERE.parent.parent / "shared" / "data"
-    files = sorted((root / "activity" / "Dag2023").glob("*/*.h5"))
-    if not files:
-        print(f"\nworms: no Flavell files under {root}; skipped")
-        return
-    warnings.simplefilter("ignore", RuntimeWarning)
-    with tempfile.TemporaryDirectory() as tmp:
-        store = Path(tmp) / "flavell.zarr"
-        ingest_activity(files, store)
-        ds = open_activity(store)
+    with flavell_store("worms") as (_, ds):
+        if ds is None:
+            return
         seqs, ids, names = store_sequences(ds, max_neurons=60)
         dt = float(ds.attrs["dt"])
         vel = [ds["behavior_velocity"].sel(worm=w).values[:len(q)] for w, q in zip(ids, seqs)]
