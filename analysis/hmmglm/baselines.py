@@ -108,7 +108,10 @@ def reversal_decoder_accuracy(seqs, behaviour, neurons, *, c: float = 1.0) -> li
     b = [np.asarray(v, float) for v in behaviour]
     out = []
     for i in range(len(seqs)):
-        train = [j for j in range(len(seqs)) if j != i]
+        train = [j for j in range(len(seqs)) if j != i and (~np.isnan(b[j])).any()]
+        if not train:                      # a single worm: nothing to learn from but itself
+            out.append(float("nan"))
+            continue
         xt = np.concatenate([x[j][~np.isnan(b[j])] for j in train])
         yt = np.concatenate([b[j][~np.isnan(b[j])] > 0.5 for j in train])
         keep = ~np.isnan(b[i])
@@ -158,6 +161,8 @@ def compare_on_behaviour(seqs, behaviour, reversal_neurons, n_states: int = 2, *
     from analysis.hmmglm.inference import fit
     from analysis.hmmglm.model import remove_baseline
 
+    if len(seqs) < 2:
+        raise ValueError(f"holding out by worm needs at least two worms, got {len(seqs)}")
     fit_options = dict(fit_options or {})
     beh = [np.asarray(b, float) for b in behaviour]
     detrend = fit_options.get("detrend")

@@ -276,3 +276,20 @@ def test_calcium_states_are_found_where_a_gaussian_hmm_on_pcs_finds_them():
     assert r.converged and len(r.restarts) == 4 and 0 <= r.best_restart < 4
     # self-couplings are the traces' persistence in both states, never "none"
     assert (np.diagonal(r.connection_types, axis1=1, axis2=2) != 0).all()
+
+
+def test_the_reversal_decoder_is_scored_only_on_worms_it_did_not_see():
+    from analysis.hmmglm.baselines import reversal_decoder_accuracy
+
+    rng = np.random.default_rng(3)
+    seqs, beh = [], []
+    for _ in range(3):
+        b = (np.sin(np.arange(400) / 15.0) > 0.6).astype(float)
+        x = rng.normal(size=(400, 4))
+        x[:, 0] += 2 * b                     # neuron 0 reports the behaviour
+        seqs.append(x)
+        beh.append(b)
+    scores = reversal_decoder_accuracy(seqs, beh, [0])
+    assert len(scores) == 3 and min(scores) > 0.8
+    assert np.isnan(reversal_decoder_accuracy(seqs[:1], beh[:1], [0])[0])      # one worm: no held-out score
+    assert reversal_decoder_accuracy(seqs, beh, [1])[0] < 0.65                  # a neuron that does not report it
