@@ -18,7 +18,12 @@ def _stack(seqs):
 @dataclass
 class GaussianHMM:
     """A Gaussian HMM with full covariances on the ``components`` leading principal
-    components of z-scored activity (unobserved entries count as the mean, 0)."""
+    components of z-scored activity (unobserved entries count as the mean, 0).
+
+    Written here rather than taken from hmmlearn (in limited maintenance, and not a
+    dependency): it is a dozen lines on :mod:`analysis.hmmglm.hmm`'s exact
+    forward-backward for padded sequences, the same inference the HMM-GLM is scored with,
+    so the baseline and the model differ only in their emissions."""
     mean: np.ndarray            # (S, K)
     cov: np.ndarray             # (S, K, K)
     transition: np.ndarray
@@ -125,24 +130,6 @@ def reversal_decoder_accuracy(seqs, behaviour, neurons, *, c: float = 1.0) -> li
     return out
 
 
-def _state_map_accuracy(train_states, train_behaviour, test_states, test_behaviour, n_states) -> float:
-    """Balanced accuracy on the test sequence of the state -> behaviour map learned on the
-    training sequences (a state means "on" where it is enriched in the on bins)."""
-    on, off = np.zeros(n_states), np.zeros(n_states)
-    for s, b in zip(train_states, train_behaviour):
-        keep = (s >= 0) & ~np.isnan(b)
-        np.add.at(on, s[keep & (b > 0.5)], 1)
-        np.add.at(off, s[keep & (b <= 0.5)], 1)
-    if not on.sum() or not off.sum():
-        return float("nan")
-    mapping = on / on.sum() > off / off.sum()
-    keep = (test_states >= 0) & ~np.isnan(test_behaviour)
-    truth, pred = test_behaviour[keep] > 0.5, mapping[test_states[keep]]
-    if truth.all() or (~truth).all():
-        return float("nan")
-    return float(0.5 * (pred[truth].mean() + (~pred[~truth]).mean()))
-
-
 def compare_on_behaviour(seqs, behaviour, reversal_neurons, n_states: int = 2, *, components: int = 5,
                          fit_options: dict | None = None, seed: int = 0) -> dict:
     """HMM-GLM states against a binary behaviour (reversals), held out by worm, beside the
@@ -173,18 +160,27 @@ def compare_on_behaviour(seqs, behaviour, reversal_neurons, n_states: int = 2, *
         r = fit([seqs[j] for j in train], n_states, emission="gaussian", seed=seed, **fit_options)
         train_states = [r.states[k, :len(seqs[j])] for k, j in enumerate(train)]
         _, test_states = r.decode([seqs[i]])
-        out["hmmglm"].append(_state_map_accuracy(train_states, [beh[j] for j in train], test_states[0, :len(seqs[i])],
-                                                 beh[i], n_states))
+        out["hmmglm"].append(_held_out_score(train_states, [beh[j] for j in train], test_states[0, :len(seqs[i])],
+                                             beh[i], n_states))
         out["converged"].append(bool(r.converged))
         out["n_iter"].append(int(r.n_iter))
         g = fit_gaussian_hmm([plain[j] for j in train], n_states, components, seed=seed)
-        out["gaussian_hmm"].append(_state_map_accuracy(g.decode([plain[j] for j in train]), [beh[j] for j in train],
-                                                       g.decode([plain[i]])[0], beh[i], n_states))
+        out["gaussian_hmm"].append(_held_out_score(g.decode([plain[j] for j in train]), [beh[j] for j in train],
+                                                   g.decode([plain[i]])[0], beh[i], n_states))
     out["logistic"] = reversal_decoder_accuracy(seqs, beh, reversal_neurons)
     for k in ("hmmglm", "gaussian_hmm", "logistic"):
         v = np.asarray(out[k], float)
         out[f"{k}_mean"] = float(np.nanmean(v)) if np.isfinite(v).any() else float("nan")
     return out
+
+
+def _held_out_score(train_states, train_behaviour, test_states, test_behaviour, n_states) -> float:
+    """The test worm's balanced accuracy under the state -> behaviour map of the training
+    worms: :func:`behaviour_balanced_accuracy`'s held-out score of the last sequence."""
+    from analysis.hmmglm.scores import behaviour_balanced_accuracy
+
+    return behaviour_balanced_accuracy(list(train_states) + [test_states], list(train_behaviour) + [test_behaviour],
+                                       n_states)["held_out"][-1]
 
 
 def behaviour_lag(activity, behaviour, max_lag: int) -> dict:
