@@ -21,8 +21,6 @@ cluster. ``[cluster]``::
 
 from __future__ import annotations
 
-import dask
-
 import contextlib
 import os
 import sys
@@ -124,6 +122,7 @@ def local_cluster(workers: int | None = None, *, threads_per_worker: int = 1, me
     """A local distributed cluster only this process can use: mutual TLS on 127.0.0.1 with a
     certificate made for it (``Security.temporary()``), so another local process, which
     lacks the key, can neither submit tasks nor read results. Returns (cluster, security)."""
+    import dask
     from distributed import LocalCluster
     from distributed.security import Security
 
