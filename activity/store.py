@@ -103,7 +103,7 @@ def open_activity(location: "str | Path", *, version: str | None = None, worms_p
             # a dask chunk holds whole shards of a few worms: inner chunks as dask chunks would
             # make a graph of tens of thousands of tasks per variable, and one task per worm
             # costs more in scheduling than the query's reads (1,000 worms: 2.3 s against 1.0)
-            dims = {d for name in group.array_keys() for d in (group[name].metadata.dimension_names or ())}
+            dims = {d for _, arr in group.arrays() for d in (arr.metadata.dimension_names or ())}
             ds = xr.open_zarr(session.store, consolidated=False, zarr_format=3,
                               chunks={d: (worms_per_chunk if d == "worm" else -1) for d in dims})
     except Exception as exc:  # zarr/xarray raise many types for a damaged store
@@ -182,13 +182,15 @@ class StoreWriter:
             self.session = self.repo.writable_session(self._branch)
             self.group = zarr.open_group(store=self.session.store, mode="a", zarr_format=3)
             self._attrs = dict(self.group.attrs)
-            if self._attrs or list(self.group.array_keys()):
+            # every array's metadata in one listing (array_keys, then one lookup per array,
+            # read each twice: 50 ms against 30 for a store's 44 arrays)
+            self._arrays = dict(self.group.arrays())
+            if self._attrs or self._arrays:
                 _check_attrs(self.where, self._attrs)
                 stored = self._attrs.get("homogenize_params")
                 if json.loads(stored) != json.loads(self.params.to_json()):
                     raise StoreError(f"{self.where}: store was built with parameters {stored}; cannot append "
                                      f"worms homogenized with {self.params.to_json()} (use a new store)")
-            self._arrays = {name: self.group[name] for name in self.group.array_keys()}
             self._n = self._n0 = int(self._attrs.get("n_worms", 0))
             self._sizes = self._dim_sizes()
             if not self._arrays:
@@ -320,7 +322,7 @@ class StoreWriter:
 
         self.session = session
         self.group = zarr.open_group(store=session.store, mode="a", zarr_format=3)
-        self._arrays = {name: self.group[name] for name in self.group.array_keys()}
+        self._arrays = dict(self.group.arrays())
 
     @staticmethod
     def _facts_of(a: dict, source_sha256: str, name: str, extra_sha256: dict | None) -> dict:

@@ -15,8 +15,8 @@
    copy with its own sha256) on a local Dask cluster of 1 and of 2 workers, alternating,
    the cluster started before the clock.
 3. Store scale: stores of 10, 100, 1,000 (and ``--scale`` more) synthetic worms of 1,500
-   frames; the time and peak RSS of appending one more worm (a fresh process each),
-   which must stay flat however large the store.
+   frames; the time and peak RSS of appending one more worm (a fresh process each, after
+   the build's writes are flushed to disk), which must stay flat however large the store.
 4. The cold query of the issue on the 1,000-worm store:
    ``open_activity(store).calcium.sel(neuron="AVAL").values`` in a fresh process, with
    the bytes it read (the process's ``rchar`` from /proc) against the store's size.
@@ -287,6 +287,9 @@ def main() -> None:
         first = None
         for n in sizes:
             run("build", str(n), store)
+            # the build's writes reach the disk before the clock: at 10,000 worms they are
+            # 22 GB, and an append timed while the kernel writes them back waits behind them
+            os.sync()
             r = _median([run("append", str(n + 1000 * k), store) for k in range(args.repeats)])
             first = first or r
             print(f"  N = {n:6d}: {r['seconds']:7.3f} s, peak RSS {r['peak_mb']:6.0f} MB "
