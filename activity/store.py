@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 STORE_FORMAT = "wormflow-activity/2"
 WORM_STEP = 32                   # worms of room the worm axis grows by within one transaction
-WRITES_AT_ONCE = 4               # arrays written concurrently (see _set_all)
+WRITES_AT_ONCE = 4               # zarr calls run concurrently (see _gathered)
 WORMS_PER_CHUNK = 16             # worms per dask chunk of open_activity (whole shards each)
 PER_WORM_ATTRS = ("n_frames", "n_rois", "n_labelled", "n_grid_dropped", "n_values_masked", "duration_s",
                   "native_t0", "native_median_dt", "max_frame_gap_s")
