@@ -9,7 +9,8 @@ neuron m through W[s, n, m] (post, pre) and a bias b[s, n]:
 with a fixed history kernel phi (normalized exponential over ``window`` bins; a single
 lag for calcium). Emissions: Poisson counts with rate sigmoid(eta) (the paper's link, so
 at most one expected event per bin), or Gaussian calcium with mean eta and a learned
-noise variance per state and neuron (an autoregressive GLM).
+noise variance per neuron, shared by the states unless asked otherwise (an
+autoregressive GLM).
 
 Priors tying the states together:
 
@@ -267,7 +268,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
         max_iter: int = 100, tol: float = 1e-5, newton_steps: int = 1, ridge: float = 1e-3,
         type_concentration: float = 2.0, global_prior_init=None, prior_mean=None, stickiness: float = 0.0,
         mean_dwell: int | None = None, threshold: float = 0.1, detrend: int | None = None,
-        free_diagonal: bool | None = None, slab_floor: float | None = None, seed: int = 0,
+        free_diagonal: bool | None = None, slab_floor: float | None = None, shared_noise: bool | None = None, seed: int = 0,
         store_options: dict | None = None) -> HMMGLMResult:
     """Fit an HMM-GLM to ``data``: an array (sequences, time, neurons), a list of
     (time, neurons) arrays (NaN where unobserved), or an activity-store Dataset, whose
@@ -291,8 +292,11 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     held for a while, which a lag-1 GLM sees only through its small innovations; "kmeans"
     and "random" are the spike defaults), ``free_diagonal`` True (a neuron's coupling to its
     own past is its indicator's decay, present in every state: it is fitted, never typed
-    "none" and kept out of the synapses' prior) and ``slab_floor`` 0.1 (the one-hot slab's
-    scale in z-scored units is learned but never below it). ``detrend`` (bins): a centred
+    "none" and kept out of the synapses' prior), ``slab_floor`` 0.1 (the one-hot slab's
+    scale in z-scored units is learned but never below it) and ``shared_noise`` True (each
+    neuron's noise variance is one for all states: how noisy a recording is differs
+    between worms, and states told apart by it do not carry over to a worm the model did
+    not see, so the states must differ by their dynamics). ``detrend`` (bins): a centred
     running mean of that width is subtracted from every trace before the fit and before
     any later decoding, so that slow drifts (bleaching, slow modulation) are not taken for
     states; None (default) fits the traces as given."""
@@ -304,6 +308,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     init = init or ("pca-hmm" if gaussian else "kmeans")
     free_diagonal = gaussian if free_diagonal is None else bool(free_diagonal)
     slab_floor = (0.1 if gaussian else 0.0) if slab_floor is None else float(slab_floor)
+    shared_noise = gaussian if shared_noise is None else bool(shared_noise)
     if detrend is not None and detrend < 3:
         raise ValueError(f"detrend must be a window of at least 3 bins, got {detrend}")
     if init not in INITS:
@@ -328,7 +333,7 @@ def fit(data, n_states: int, prior: str = "onehot", emission: str = "poisson", *
     options = dict(ridge=ridge, type_concentration=type_concentration, newton_steps=newton_steps,
                    stickiness=stickiness, mean_dwell=mean_dwell or max(10, int(np.median(d.lengths)) // 20),
                    global_prior_init=global_prior_init, prior_mean=prior_mean, init=init,
-                   free_diagonal=free_diagonal, slab_floor=slab_floor)
+                   free_diagonal=free_diagonal, slab_floor=slab_floor, shared_noise=shared_noise)
     rng = np.random.default_rng(seed)
     # the states and emission chunks run on a thread pool; one BLAS thread per task keeps
     # the pool and OpenBLAS from fighting over the same cores

@@ -153,8 +153,10 @@ def m_step(data, resp, p: _Params, prior, emission, options, steps):
     if emission == "gaussian":
         eta = _linear(data, theta)
         w = resp[:, :, None] if data.observed is None else resp[:, :, None] * data.observed[:, None, :]
-        new.noise = np.maximum((w * (data.y[:, None, :] - eta) ** 2).sum(0) / np.maximum(w.sum(0), 1e-12),
-                               _VAR_FLOOR)
+        sq, n_w = (w * (data.y[:, None, :] - eta) ** 2).sum(0), w.sum(0)
+        if options.get("shared_noise"):
+            sq, n_w = np.broadcast_to(sq.sum(0), sq.shape), np.broadcast_to(n_w.sum(0), n_w.shape)
+        new.noise = np.maximum(sq / np.maximum(n_w, 1e-12), _VAR_FLOOR)
     if p.fixed is not None:
         return new
     if prior == "gaussian":

@@ -160,6 +160,30 @@ def test_gaussian_emission_recovers_switching_autoregressive_couplings():
     assert r.connection_types[np.argsort(perm)][0, 1, 0] == 1 and r.connection_types[np.argsort(perm)][1, 1, 0] == -1
 
 
+def test_calcium_noise_is_one_per_neuron_unless_asked_per_state():
+    """By default a Gaussian fit learns one noise variance per neuron for all states (how
+    noisy a recording is differs between worms and is not a state); shared_noise=False
+    learns one per state, as drawn here: 0.1 in one state, 0.4 in the other."""
+    rng = np.random.default_rng(8)
+    n, n_t = 4, 1500
+    scale = np.array([0.1, 0.4])
+    seqs, states = [], []
+    for _ in range(4):
+        z = np.repeat(rng.integers(2, size=n_t // 150), 150)
+        x = np.zeros((n_t, n))
+        for t in range(1, n_t):
+            x[t] = 0.5 * x[t - 1] + scale[z[t]] * rng.normal(size=n)
+        seqs.append(x)
+        states.append(z)
+    shared = hmmglm.fit(np.stack(seqs), 2, prior="none", emission="gaussian", n_restarts=1, seed=0)
+    assert np.allclose(shared.noise[0], shared.noise[1])
+    per_state = hmmglm.fit(np.stack(seqs), 2, prior="none", emission="gaussian", n_restarts=1, seed=0,
+                           shared_noise=False)
+    perm = hmm.match_states(np.stack(states), per_state.states, 2)
+    assert hmm.state_accuracy(np.stack(states), per_state.states, perm) > 0.95
+    np.testing.assert_allclose(per_state.noise[np.argsort(perm)].mean(1), scale ** 2, rtol=0.15)
+
+
 def test_missing_neurons_are_skipped_not_zero_filled():
     data = hmmglm_sample(n_states=2, n_neurons=6, n_sequences=4, n_time=800, seed=6)
     spikes = data["spikes"].astype(float)
