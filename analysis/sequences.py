@@ -24,13 +24,13 @@ def command_neurons(names, classes=None) -> list[str]:
 
 def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fraction: float = 0.5,
                     max_neurons: int | None = 60, min_coverage: float = 0.5, zscore: bool = True,
-                    keep=None):
+                    keep=None, keep_only: bool = False):
     """The worms of an activity-store Dataset as HMM-GLM sequences.
 
     Neurons: ``neurons`` if given, else the ``keep`` neurons (default: the command neurons,
     :func:`command_neurons`, by the store's ``neuron_class``) that any labelled worm observed, then those observed in at
     least ``min_worm_fraction`` of the worms that have any labelled neuron, the most widely
-    observed first, up to ``max_neurons`` in all. Worms: those observing at least ``min_coverage`` of the chosen
+    observed first, up to ``max_neurons`` in all (``keep_only``: the ``keep`` neurons alone). Worms: those observing at least ``min_coverage`` of the chosen
     neurons. Each trace is z-scored within its worm (``zscore``); a neuron a worm did
     not observe stays NaN (the model skips it as a target and it contributes nothing as
     an input). Returns (list of (T_w, N) arrays, worm ids, neuron names)."""
@@ -49,8 +49,12 @@ def store_sequences(ds, variable: str = "calcium", neurons=None, min_worm_fracti
         if keep is None:
             keep = command_neurons(names, da["neuron_class"].values if "neuron_class" in da.coords else None)
         kept = [index[n] for n in keep if n in index and frac[index[n]] > 0]
+        if keep_only and not kept:
+            raise ValueError("no labelled worm observed any of the neurons to keep (" + ", ".join(keep) + ")"
+                             if keep else "no neuron to keep: the store names no command neuron")
         order = np.argsort(-frac, kind="stable")
-        pick = (kept + [i for i in order if frac[i] >= min_worm_fraction and i not in kept])[:max_neurons]
+        pick = kept if keep_only else (kept + [i for i in order if frac[i] >= min_worm_fraction
+                                                   and i not in kept])[:max_neurons]
         if not pick:
             raise ValueError(f"no neuron is observed in {min_worm_fraction:.0%} of the labelled worms; "
                              "lower min_worm_fraction or name the neurons")

@@ -68,7 +68,7 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 @analyze.command("hmmglm")
 @click.option("--store", required=True, type=StoreLocation(exists=True), help="Activity store (folder or URL).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder (hmmglm.zarr, figures/).")
-@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "connectome_prior", "restarts",
+@stages.click_options(stages.Hmmglm, only=("n_states", "prior", "max_neurons", "selection", "connectome_prior", "restarts",
                                                       "detrend_s", "seed"))
 @click.option("--emission", default="gaussian", show_default=True, type=click.Choice(["gaussian", "poisson"]),
               help="gaussian: autoregressive GLM on calcium (the store holds calcium).")
@@ -82,14 +82,14 @@ def analyze_tsnet_cmd(store, out, constructions, variable, max_gap, worms, datas
 @click.option("--connectome-source", default=None,
               help="Source in the connectome store (default: cook_2019_herm/si5 if present, else the first).")
 @click.option("--scheduler", help="Dask scheduler address (default: DASK_SCHEDULER_ADDRESS, else a local cluster).")
-def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, connectome_prior, seed, emission, worms, datasets,
+def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, selection, connectome_prior, seed, emission, worms, datasets,
                        neurons, min_worm_fraction, connectome, connectome_source, restarts, detrend_s,
                        scheduler) -> None:
     """Brain states by a state-switching GLM (HMM-GLM), against reversals and the connectome."""
     from pipeline.hmmglm import hmmglm_figures, hmmglm_on_store
 
     options = dict(n_states=n_states, prior=prior, emission=emission, worms=worms, datasets=datasets,
-                   neurons=neurons, max_neurons=max_neurons, min_worm_fraction=min_worm_fraction, connectome=connectome,
+                   neurons=neurons, max_neurons=max_neurons, selection=selection, min_worm_fraction=min_worm_fraction, connectome=connectome,
                    connectome_source=connectome_source, connectome_prior=connectome_prior, n_restarts=restarts,
                    detrend_s=detrend_s, seed=seed)
     with console.status(f"fitting a {n_states}-state HMM-GLM ({prior} prior, {restarts} restarts)…"):

@@ -34,6 +34,7 @@ max_gap = 0
 n_states = 3
 prior = "onehot"                             # onehot | gaussian | none
 max_neurons = 60
+selection = "brain"                          # brain | command (the command neurons only: reversal states)
 connectome = true                            # compare with (and report against) connectome.zarr
 connectome_prior = false                     # start the one-hot prior from the connectome
 restarts = 4

@@ -52,7 +52,7 @@ def anatomy(connectome_store, neurons, source: str | None = None):
 
 def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, prior: str = "onehot",
                     emission: str = "gaussian", worms=None, datasets=None, neurons=None,
-                    max_neurons: int = 60, min_worm_fraction: float = 0.5, connectome=None,
+                    max_neurons: int = 60, selection: str = "brain", min_worm_fraction: float = 0.5, connectome=None,
                     connectome_source: str | None = None, connectome_prior: bool = False,
                     behaviour: str = "behavior_reversal_vec", n_restarts: int = 4, detrend_s: float = 120.0,
                     seed: int = 0):
@@ -62,8 +62,10 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     if emission == "poisson":
         raise WormflowError("the activity store holds calcium: use --emission gaussian")
     ds = select_worms(open_activity(store), worms, datasets)
+    if selection not in ("brain", "command"):
+        raise WormflowError(f"selection must be brain or command, got {selection!r}")
     store_options = dict(neurons=list(neurons) if neurons else None, max_neurons=max_neurons,
-                         min_worm_fraction=min_worm_fraction)
+                         min_worm_fraction=min_worm_fraction, keep_only=selection == "command")
     try:
         seqs, worm_ids, names = store_sequences(ds, **store_options)
     except ValueError as exc:
@@ -108,6 +110,7 @@ def hmmglm_on_store(store: str | Path, out: str | Path, *, n_states: int = 3, pr
     out_ds.attrs.update({
         **provenance_attrs("hmmglm", store, ds, worm_ids),
         "parameters": json.dumps({"n_states": n_states, "prior": prior, "emission": emission, "seed": seed,
+                                  "selection": selection,
                                   "n_restarts": n_restarts, "detrend_s": detrend_s, "connectome": str(connectome) if connectome else None,
                                   "connectome_source": connectome_source, "connectome_prior": connectome_prior,
                                   **store_options}),

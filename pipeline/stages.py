@@ -170,6 +170,9 @@ class Hmmglm:
     prior: str = param("onehot", "How the states' couplings are tied together.",
                        choices=("onehot", "gaussian", "none"))
     max_neurons: int = param(60, "At most this many neurons (the most widely labelled).", minimum=2)
+    selection: str = param("brain", "brain: the command neurons, then the most widely labelled, up to max_neurons; "
+                                    "command: the forward and reversal command neurons only (AVA, AVB, AVE, AIB, "
+                                    "RIB, RIM), whose states follow reversals.", choices=("brain", "command"))
     connectome: bool = param(True, "Compare with (and report against) the run's connectome store.", cli=None)
     connectome_prior: bool = param(False, "Start the one-hot prior from the connectome's synapses and signs, and "
                                           "keep it as its hyperprior.")

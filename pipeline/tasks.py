@@ -42,7 +42,8 @@ def hmmglm_task(store: str, out: str, connectome: str | None, params: dict) -> d
 
     try:
         _, summary, _ = hmmglm_on_store(store, out, n_states=params["n_states"], prior=params["prior"],
-                                        max_neurons=params["max_neurons"], connectome=connectome,
+                                        max_neurons=params["max_neurons"], selection=params["selection"],
+                                        connectome=connectome,
                                         connectome_prior=params["connectome_prior"], n_restarts=params["restarts"],
                                         detrend_s=params["detrend_s"],
                                         seed=params["seed"])
