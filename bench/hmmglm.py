@@ -25,10 +25,11 @@ own generator (onehot-hmmglm; 30 training and 20 test sequences of 2000 bins).
    on 5 principal components, all on the same detrended traces.
 4. The mirror's labelled Flavell worms (ingested here into a temporary store), held out by
    worm (:func:`analysis.hmmglm.baselines.compare_on_behaviour`): the HMM-GLM's states
-   against ``reversal_vec`` beside a Gaussian HMM on 5 PCs and a logistic regression from
-   the reversal neurons trained on the other worms, with the command neurons only and with
-   the whole-brain selection of 60; and the lag at which the reversal neurons' calcium best
-   ranks reversals, in the raw file and in the store (equal: no ingest offset).
+   against ``reversal_vec`` beside a Gaussian HMM on 5 PCs (as many states) and a logistic
+   regression from the reversal neurons trained on the other worms, with the command
+   neurons only (3 states, and 2) and with the whole-brain selection of 60 (3 states);
+   and the lag at which the reversal neurons' calcium best ranks reversals, in the raw
+   file and in the store (equal: no ingest offset).
 
 Run: .venv/bin/python bench/hmmglm.py [--pairs 5] [--seeds 3] [--skip-reference]
 (WORMFLOW_MIRROR picks the mirror)
@@ -198,15 +199,18 @@ def real_worms() -> None:
     with flavell_store("real worms") as (files, ds):
         if ds is None:
             return
-        for label, n in (("command neurons only", 11), ("whole-brain selection", 60)):
+        # three states on the command neurons: forward, the reversal's rise and its decay (a
+        # lag-1 model sees the rise and the decay as different dynamics); two beside it
+        for label, n, n_states in (("command neurons only", 11, 3), ("command neurons only", 11, 2),
+                                   ("whole-brain selection", 60, 3)):
             seqs, worms, names = store_sequences(ds, max_neurons=n)
             b = ds.behavior_reversal_vec.sel(worm=worms).values
             beh = [b[i, :len(s)] for i, s in enumerate(seqs)]
             rev = [i for i, name in enumerate(names) if name[:3] in ("AVA", "AVE", "AIB", "RIM")]
             options = {} if n <= 11 else {"detrend": int(round(120 / float(ds.attrs["dt"])))}
             t0 = time.perf_counter()
-            out = compare_on_behaviour(seqs, beh, rev, 2, fit_options=options)
-            print(f"\nFlavell worms, {label} ({len(names)} neurons, {len(worms)} worms, 2 states"
+            out = compare_on_behaviour(seqs, beh, rev, n_states, fit_options=options)
+            print(f"\nFlavell worms, {label} ({len(names)} neurons, {len(worms)} worms, {n_states} states"
                   f"{', detrend 120 s' if options else ''}), held out by worm, balanced accuracy vs reversal_vec "
                   f"({time.perf_counter() - t0:.0f} s):")
             for key, name in (("hmmglm", "HMM-GLM one-hot"), ("gaussian_hmm", "Gaussian HMM, 5 PCs"),
