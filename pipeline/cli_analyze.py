@@ -107,6 +107,12 @@ def analyze_hmmglm_cmd(store, out, n_states, prior, max_neurons, selection, conn
         for name, v in b.get("baselines", {}).items():
             if v.get("held_out_mean") is not None:
                 console.print(f"  baseline {name.replace('_', ' ')}: balanced accuracy {v['held_out_mean']:.3f}")
+        best = max((v["held_out_mean"] for v in b.get("baselines", {}).values() if v.get("held_out_mean") is not None),
+                   default=None)
+        if best is not None and b["held_out_mean"] <= best:
+            console.print("  the states do not beat the best baseline"
+                          + ("; for reversal states fit the command neurons alone: --selection command --states 3"
+                             if selection == "brain" and not neurons else ""))
     if "connectome" in summary:
         c = summary["connectome"]
         extra = (f", P(connection) {c['p_connection_synapse']:.3f} with a synapse vs {c['p_connection_none']:.3f} without"

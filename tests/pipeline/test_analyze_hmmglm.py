@@ -44,6 +44,8 @@ def test_the_labelled_flavell_worms_get_states_scored_against_reversals(hmmglm_r
     assert b["variable"] == "behavior_reversal_vec" and len(b["held_out"]) == 5
     assert 0 <= b["held_out_mean"] <= 1
     assert "balanced accuracy" in result.output
+    best = max(v["held_out_mean"] for v in b["baselines"].values() if v["held_out_mean"] is not None)
+    assert ("--selection command" in result.output) == (b["held_out_mean"] <= best)
 
 
 def test_the_learned_prior_is_compared_with_the_connectome_it_started_from(hmmglm_run):
