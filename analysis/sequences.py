@@ -10,6 +10,7 @@ import numpy as np
 # the forward (AVB, RIB) and reversal (AVA, AVE, AIB, RIM) command neurons: whatever else a
 # selection keeps, these are what the states and latents are scored against (reversals)
 COMMAND_CLASSES = ("AVA", "AVB", "AVE", "AIB", "RIB", "RIM")
+REVERSAL_CLASSES = ("AVA", "AVE", "AIB", "RIM")     # the backward ones among them
 
 
 def command_neurons(names, classes=None) -> list[str]:

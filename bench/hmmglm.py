@@ -193,7 +193,7 @@ def real_worms() -> None:
     import h5py
 
     from analysis.hmmglm.baselines import behaviour_lag, compare_on_behaviour
-    from analysis.sequences import store_sequences
+    from analysis.sequences import REVERSAL_CLASSES, store_sequences
     from flavell import flavell_store
 
     with flavell_store("real worms") as (files, ds):
@@ -201,13 +201,13 @@ def real_worms() -> None:
             return
         # three states on the command neurons: forward, the reversal's rise and its decay (a
         # lag-1 model sees the rise and the decay as different dynamics); two beside it
-        for label, n, n_states in (("command neurons only", 11, 3), ("command neurons only", 11, 2),
-                                   ("whole-brain selection", 60, 3)):
-            seqs, worms, names = store_sequences(ds, max_neurons=n)
+        for label, command, n_states in (("command neurons only", True, 3), ("command neurons only", True, 2),
+                                         ("whole-brain selection", False, 3)):
+            seqs, worms, names = store_sequences(ds, max_neurons=60, keep_only=command)
             b = ds.behavior_reversal_vec.sel(worm=worms).values
             beh = [b[i, :len(s)] for i, s in enumerate(seqs)]
-            rev = [i for i, name in enumerate(names) if name[:3] in ("AVA", "AVE", "AIB", "RIM")]
-            options = {} if n <= 11 else {"detrend": int(round(120 / float(ds.attrs["dt"])))}
+            rev = [i for i, name in enumerate(names) if name[:3] in REVERSAL_CLASSES]
+            options = {} if command else {"detrend": int(round(120 / float(ds.attrs["dt"])))}
             t0 = time.perf_counter()
             out = compare_on_behaviour(seqs, beh, rev, n_states, fit_options=options)
             print(f"\nFlavell worms, {label} ({len(names)} neurons, {len(worms)} worms, {n_states} states"
@@ -226,7 +226,7 @@ def real_worms() -> None:
             if wid not in list(ds.worm.values):
                 continue
             roi = ds.roi_neuron.sel(worm=wid).values
-            cols = [i for i, name in enumerate(roi) if isinstance(name, str) and name[:3] in ("AVA", "AVE", "AIB", "RIM")]
+            cols = [i for i, name in enumerate(roi) if isinstance(name, str) and name[:3] in REVERSAL_CLASSES]
             if not cols:
                 continue
             with h5py.File(f, "r") as h:
@@ -234,7 +234,7 @@ def real_worms() -> None:
                 rev_raw = h["behavior/reversal_vec"][:].astype(float)
                 frame = float(np.median(np.diff(h["timing/timestamp_confocal"][:])))
             raw = np.nanmean((raw - np.nanmean(raw, 0)) / np.nanstd(raw, 0), 1)
-            names = [n for n in ds.neuron.values if n[:3] in ("AVA", "AVE", "AIB", "RIM")]
+            names = [n for n in ds.neuron.values if n[:3] in REVERSAL_CLASSES]
             c = ds.calcium.sel(worm=wid, neuron=names).values
             c = np.nanmean((c - np.nanmean(c, 0)) / np.nanstd(c, 0), 1)
             a = behaviour_lag(raw, rev_raw, 10)

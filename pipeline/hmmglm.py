@@ -11,14 +11,13 @@ import numpy as np
 
 from activity.store import open_activity, store_fact
 from analysis import hmmglm
-from analysis.sequences import store_sequences
+from analysis.sequences import REVERSAL_CLASSES, store_sequences
 from wormflow.core.errors import WormflowError
 from pipeline.analyze import provenance_attrs, select_worms
 from pipeline.storage import json_safe, write_zarr_atomic
 
 DEFAULT_CONNECTOME_SOURCE = "cook_2019_herm/si5"
 SIGN_SOURCE = "fenyves_2020"
-REVERSAL_CLASSES = ("AVA", "AVE", "AIB", "RIM")   # the backward command neurons
 
 
 def anatomy(connectome_store, neurons, source: str | None = None):

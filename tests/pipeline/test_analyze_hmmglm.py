@@ -101,14 +101,14 @@ def test_on_the_command_neurons_the_states_find_reversals_in_unseen_worms_above_
     same protocol) and a logistic regression from the reversal neurons trained on the
     other worms' reversal labels, all measured here."""
     from analysis.hmmglm.baselines import compare_on_behaviour
-    from analysis.sequences import store_sequences
+    from analysis.sequences import COMMAND_CLASSES, REVERSAL_CLASSES, store_sequences
 
     ds = open_activity(mirror_store[0])
     ds = ds.sel(worm=[w for w in ds.worm.values if str(w).startswith("Dag2023/")])
     seqs, worms, names = store_sequences(ds, keep_only=True)
-    assert {n[:3] for n in names} <= {"AVA", "AVB", "AVE", "AIB", "RIB", "RIM"} and len(worms) >= 4
+    assert {n[:3] for n in names} <= set(COMMAND_CLASSES) and len(worms) >= 4
     b = ds.behavior_reversal_vec.sel(worm=worms).values
-    rev = [i for i, n in enumerate(names) if n[:3] in ("AVA", "AVE", "AIB", "RIM")]
+    rev = [i for i, n in enumerate(names) if n[:3] in REVERSAL_CLASSES]
     out = compare_on_behaviour(seqs, [b[i, :len(s)] for i, s in enumerate(seqs)], rev, 3)
     assert out["hmmglm_mean"] > out["logistic_mean"] and out["hmmglm_mean"] > out["gaussian_hmm_mean"], out
     assert out["hmmglm_mean"] >= 0.75
